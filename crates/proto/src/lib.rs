@@ -14,7 +14,7 @@ pub mod records;
 pub mod request;
 pub mod response;
 
-pub use codes::{AddWatchMode, CreateMode, ErrorCode, EventType, OpCode, WatcherType};
+pub use codes::{perms, xid, AddWatchMode, CreateMode, ErrorCode, EventType, OpCode, WatcherType};
 pub use frame::{frame_length, FrameError, DEFAULT_MAX_FRAME};
 pub use jute::{DecodeError, Reader, Record};
 pub use records::*;

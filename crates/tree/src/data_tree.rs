@@ -1,0 +1,288 @@
+//! The data tree: every znode by path, with its data, Stat fields, ACL and children, plus
+//! the indexes the server needs (ephemerals by session, containers, TTL nodes) and the
+//! watch registry. It changes only through [`DataTree::apply`].
+
+use crate::acl::{self, AclCache};
+use crate::path;
+use crate::txn::{owner, Txn, TxnOp};
+use crate::watch::{ConnId, Watches};
+use proto::{perms, Acl, ErrorCode, EventType, Stat};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub data: Box<[u8]>,
+    pub acl: Arc<[Acl]>,
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub pzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub aversion: i32,
+    /// Children ever created under this node, never decremented. The sequence suffix is
+    /// taken from it, and ZooKeeper reports `cversion = 2 * child_creates - num_children`.
+    pub child_creates: i32,
+    /// A session id, [`owner::CONTAINER`], a TTL mark, or 0.
+    pub ephemeral_owner: i64,
+    pub children: BTreeSet<Box<str>>,
+}
+
+impl Node {
+    fn new(data: &[u8], acl: Arc<[Acl]>, zxid: i64, time_ms: i64, ephemeral_owner: i64) -> Node {
+        Node {
+            data: data.into(),
+            acl,
+            czxid: zxid,
+            mzxid: zxid,
+            pzxid: zxid,
+            ctime: time_ms,
+            mtime: time_ms,
+            version: 0,
+            aversion: 0,
+            child_creates: 0,
+            ephemeral_owner,
+            children: BTreeSet::new(),
+        }
+    }
+
+    pub fn cversion(&self) -> i32 {
+        self.child_creates.wrapping_mul(2).wrapping_sub(self.children.len() as i32)
+    }
+
+    pub fn stat(&self) -> Stat {
+        Stat {
+            czxid: self.czxid,
+            mzxid: self.mzxid,
+            ctime: self.ctime,
+            mtime: self.mtime,
+            version: self.version,
+            cversion: self.cversion(),
+            aversion: self.aversion,
+            // Container and TTL marks are internal; clients see 0.
+            ephemeral_owner: owner::session(self.ephemeral_owner).unwrap_or(0),
+            data_length: self.data.len() as i32,
+            num_children: self.children.len() as i32,
+            pzxid: self.pzxid,
+        }
+    }
+}
+
+/// What applying one operation produced, for the reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpResult {
+    Created { path: String, stat: Stat },
+    Deleted,
+    DataSet { stat: Stat },
+    AclSet { stat: Stat },
+    Checked,
+    SessionCreated,
+    SessionClosed,
+    Failed(ErrorCode),
+    Multi(Vec<OpResult>),
+}
+
+/// A watch event for one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub conn: ConnId,
+    pub event: EventType,
+    pub path: String,
+}
+
+#[derive(Debug)]
+pub struct DataTree {
+    nodes: BTreeMap<Box<str>, Node>,
+    acls: AclCache,
+    ephemerals: BTreeMap<i64, BTreeSet<String>>,
+    containers: BTreeSet<String>,
+    ttls: BTreeSet<String>,
+    /// Sum of path and data lengths, as ZooKeeper's `approximateDataSize`.
+    data_size: u64,
+    pub watches: Watches,
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DataTree {
+    /// A fresh tree: `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`.
+    pub fn new() -> DataTree {
+        let mut tree = DataTree {
+            nodes: BTreeMap::new(),
+            acls: AclCache::default(),
+            ephemerals: BTreeMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            data_size: 0,
+            watches: Watches::default(),
+        };
+        let open = tree.acls.intern(&acl::open_acl());
+        let read_only = tree.acls.intern(&[Acl { perms: perms::READ, id: acl::id("world", "anyone") }]);
+        for (p, acl) in [(path::ROOT, &open), (path::ZOOKEEPER, &open), (path::QUOTA, &open), (path::CONFIG, &read_only)] {
+            tree.insert_node(p, Node::new(b"", acl.clone(), 0, 0, 0));
+        }
+        // ZooKeeper sets the config node's ACL in a way that leaves aversion at -1.
+        if let Some(config) = tree.nodes.get_mut(path::CONFIG) {
+            config.aversion = -1;
+        }
+        tree
+    }
+
+    fn insert_node(&mut self, p: &str, node: Node) {
+        self.data_size += (p.len() + node.data.len()) as u64;
+        if p != path::ROOT {
+            if let Some(parent) = self.nodes.get_mut(path::parent(p)) {
+                parent.children.insert(path::name(p).into());
+            }
+        }
+        if let Some(session) = owner::session(node.ephemeral_owner) {
+            self.ephemerals.entry(session).or_default().insert(p.to_owned());
+        } else if node.ephemeral_owner == owner::CONTAINER {
+            self.containers.insert(p.to_owned());
+        } else if owner::ttl_ms(node.ephemeral_owner).is_some() {
+            self.ttls.insert(p.to_owned());
+        }
+        self.nodes.insert(p.into(), node);
+    }
+
+    pub fn node(&self, p: &str) -> Option<&Node> {
+        self.nodes.get(p)
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn approximate_data_size(&self) -> u64 {
+        self.data_size
+    }
+
+    /// The ephemeral paths a session owns.
+    pub fn ephemerals(&self, session_id: i64) -> impl Iterator<Item = &str> {
+        self.ephemerals.get(&session_id).into_iter().flatten().map(String::as_str)
+    }
+
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(BTreeSet::len).sum()
+    }
+
+    /// All sessions that own ephemerals, with their paths (for `dump`).
+    pub fn ephemerals_by_session(&self) -> &BTreeMap<i64, BTreeSet<String>> {
+        &self.ephemerals
+    }
+
+    pub fn containers(&self) -> impl Iterator<Item = &str> {
+        self.containers.iter().map(String::as_str)
+    }
+
+    pub fn ttl_nodes(&self) -> impl Iterator<Item = &str> {
+        self.ttls.iter().map(String::as_str)
+    }
+
+    /// Number of descendants of `p`, the node itself not counted.
+    pub fn descendant_count(&self, p: &str) -> Option<usize> {
+        let node = self.nodes.get(p)?;
+        Some(node.children.iter().map(|c| 1 + self.descendant_count(&path::join(p, c)).unwrap_or(0)).sum())
+    }
+
+    /// Applies a transaction. Transactions are prepared against this tree, so they fit it;
+    /// one that no longer does (a replay over a newer state) changes nothing for that op.
+    pub fn apply(&mut self, txn: &Txn) -> (OpResult, Vec<Notification>) {
+        let mut events = Vec::new();
+        let result = self.apply_op(txn, &txn.op, &mut events);
+        (result, events)
+    }
+
+    fn apply_op(&mut self, txn: &Txn, op: &TxnOp, events: &mut Vec<Notification>) -> OpResult {
+        match op {
+            TxnOp::CreateSession { .. } => OpResult::SessionCreated,
+            TxnOp::CloseSession { ephemerals } => {
+                for p in ephemerals {
+                    self.delete(txn.zxid, p, events);
+                }
+                OpResult::SessionClosed
+            }
+            TxnOp::Create { path: p, data, acl, ephemeral_owner } => {
+                if let Some(existing) = self.nodes.get(p.as_str()) {
+                    return OpResult::Created { path: p.clone(), stat: existing.stat() };
+                }
+                let Some(parent) = self.nodes.get_mut(path::parent(p)) else {
+                    return OpResult::Failed(ErrorCode::NoNode);
+                };
+                parent.child_creates = parent.child_creates.wrapping_add(1);
+                parent.pzxid = txn.zxid;
+                let acl = self.acls.intern(acl);
+                let node = Node::new(data, acl, txn.zxid, txn.time_ms, *ephemeral_owner);
+                let stat = node.stat();
+                self.insert_node(p, node);
+                self.notify(EventType::NodeCreated, p, events);
+                self.notify(EventType::NodeChildrenChanged, path::parent(p), events);
+                OpResult::Created { path: p.clone(), stat }
+            }
+            TxnOp::Delete { path: p } => {
+                self.delete(txn.zxid, p, events);
+                OpResult::Deleted
+            }
+            TxnOp::SetData { path: p, data, version } => {
+                let Some(node) = self.nodes.get_mut(p.as_str()) else { return OpResult::Failed(ErrorCode::NoNode) };
+                self.data_size = self.data_size + data.len() as u64 - node.data.len() as u64;
+                node.data = data.as_slice().into();
+                node.version = *version;
+                node.mzxid = txn.zxid;
+                node.mtime = txn.time_ms;
+                let stat = node.stat();
+                self.notify(EventType::NodeDataChanged, p, events);
+                OpResult::DataSet { stat }
+            }
+            TxnOp::SetAcl { path: p, acl, aversion } => {
+                let acl = self.acls.intern(acl);
+                let Some(node) = self.nodes.get_mut(p.as_str()) else { return OpResult::Failed(ErrorCode::NoNode) };
+                node.acl = acl;
+                node.aversion = *aversion;
+                OpResult::AclSet { stat: node.stat() }
+            }
+            TxnOp::Check { .. } => OpResult::Checked,
+            TxnOp::Error { err } => OpResult::Failed(*err),
+            TxnOp::Multi(ops) => OpResult::Multi(ops.iter().map(|op| self.apply_op(txn, op, events)).collect()),
+        }
+    }
+
+    fn delete(&mut self, zxid: i64, p: &str, events: &mut Vec<Notification>) {
+        let Some(node) = self.nodes.remove(p) else { return };
+        self.data_size -= (p.len() + node.data.len()) as u64;
+        if let Some(session) = owner::session(node.ephemeral_owner) {
+            if let Some(set) = self.ephemerals.get_mut(&session) {
+                set.remove(p);
+                if set.is_empty() {
+                    self.ephemerals.remove(&session);
+                }
+            }
+        } else {
+            self.containers.remove(p);
+            self.ttls.remove(p);
+        }
+        let parent_path = path::parent(p);
+        if let Some(parent) = self.nodes.get_mut(parent_path) {
+            parent.children.remove(path::name(p));
+            parent.pzxid = zxid;
+        }
+        self.notify(EventType::NodeDeleted, p, events);
+        self.notify(EventType::NodeChildrenChanged, parent_path, events);
+    }
+
+    fn notify(&mut self, event: EventType, p: &str, events: &mut Vec<Notification>) {
+        for conn in self.watches.trigger(event, p) {
+            events.push(Notification { conn, event, path: p.to_owned() });
+        }
+    }
+
+    /// Drops interned ACL lists that no node uses any more.
+    pub fn purge_unused_acls(&mut self) {
+        self.acls.purge_unused();
+    }
+}

@@ -1,0 +1,198 @@
+"""Fixtures for the ZooKeeper compatibility suite.
+
+Every test runs once per target listed in COMPAT_TARGETS (default "warren,zookeeper"),
+so each assertion is proven against real ZooKeeper 3.8 as well as checked on Warren.
+"""
+import itertools
+import os
+import re
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+from kazoo.client import KazooClient  # noqa: E402
+
+from clients import JavaClient, TcpProxy, compile_java_driver, run_zkcli  # noqa: E402
+from servers import Server, ServerStartError, target_unavailable_reason, zkcli_path  # noqa: E402
+
+
+def _targets():
+    raw = os.environ.get("COMPAT_TARGETS", "warren,zookeeper")
+    return [t.strip() for t in raw.split(",") if t.strip()]
+
+
+TARGETS = _targets()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "only_target(name, reason): run this test only against the named target "
+        "(warren or zookeeper); reason says why it is target-specific")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        m = item.get_closest_marker("only_target")
+        if m is None or not hasattr(item, "callspec"):
+            continue
+        tgt = item.callspec.params.get("target")
+        if tgt is not None and tgt != m.args[0]:
+            item.add_marker(pytest.mark.skip(
+                reason="%s-only: %s" % (m.args[0], m.kwargs.get("reason", ""))))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed and call.when in ("setup", "call"):
+        servers = []
+        srv = getattr(item, "funcargs", {}).get("server")
+        if srv is not None:
+            servers.append(srv)
+        servers += getattr(item, "_compat_servers", [])
+        for s in servers:
+            status = "running" if s.alive() else "NOT RUNNING (exit %s)" % s.proc.returncode
+            rep.sections.append(("%s server on port %d: %s" % (s.target, s.port, status), s.log_tail()))
+
+
+# ------------------------------------------------------------------ servers
+@pytest.fixture(scope="session", params=TARGETS)
+def target(request):
+    reason = target_unavailable_reason(request.param)
+    if reason:
+        pytest.skip("target %s skipped: %s" % (request.param, reason))
+    return request.param
+
+
+def _start(target, overrides=None):
+    s = Server(target, overrides)
+    try:
+        s.start()
+    except ServerStartError as e:
+        s.cleanup()
+        pytest.fail(str(e), pytrace=False)
+    return s
+
+
+@pytest.fixture(scope="session")
+def server(target):
+    """The shared server of this target (fresh data dir, started once per session)."""
+    s = _start(target)
+    yield s
+    s.cleanup()
+
+
+@pytest.fixture
+def server_factory(target, request):
+    """Start a private server of the current target: server_factory({"key": "value"})
+    overrides zoo.cfg lines (value None removes a line)."""
+    made = []
+
+    def make(overrides=None):
+        s = _start(target, overrides)
+        made.append(s)
+        request.node._compat_servers = made
+        return s
+
+    yield make
+    for s in made:
+        s.cleanup()
+
+
+# ------------------------------------------------------------------ kazoo
+def make_kazoo(server, timeout=10.0, **kw):
+    c = KazooClient(hosts=server.hostport, timeout=timeout, **kw)
+    c.start(timeout=15)
+    return c
+
+
+@pytest.fixture
+def kazoo_factory(server):
+    """kazoo_factory(**kw) -> a started KazooClient on the shared server (stopped at teardown)."""
+    made = []
+
+    def make(srv=None, **kw):
+        c = make_kazoo(srv or server, **kw)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        try:
+            c.stop()
+            c.close()
+        except Exception:
+            pass
+
+
+@pytest.fixture
+def zk(kazoo_factory):
+    """A fresh, connected kazoo client."""
+    return kazoo_factory()
+
+
+_seq = itertools.count()
+
+
+@pytest.fixture
+def base(zk, request):
+    """A freshly created, unique persistent node for this test (e.g. /t-test_x_zookeeper-3)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:80]
+    path = "/t-%s-%d" % (name, next(_seq))
+    zk.create(path, b"")
+    return path
+
+
+# ------------------------------------------------------------------ other clients
+@pytest.fixture(scope="session")
+def java_classpath():
+    cp, reason = compile_java_driver()
+    if reason:
+        pytest.skip(reason)
+    return cp
+
+
+@pytest.fixture
+def java(java_classpath):
+    """java() -> a JavaClient (stock ZooKeeper Java client in its own JVM)."""
+    made = []
+
+    def make():
+        c = JavaClient(java_classpath)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+@pytest.fixture
+def proxy_factory():
+    made = []
+
+    def make(server):
+        p = TcpProxy(server.host, server.port)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.close()
+
+
+@pytest.fixture
+def zkcli(server):
+    if zkcli_path() is None:
+        pytest.skip("zkCli.sh not found (install the zookeeper package or set ZKCLI)")
+
+    def run(*args):
+        return run_zkcli(server, *args)
+
+    return run
