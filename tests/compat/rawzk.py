@@ -514,6 +514,16 @@ class RawClient:
             self.last_zxid = max(self.last_zxid, rep.zxid)
         return rep
 
+    def next_event(self, timeout=None):
+        """Next notification (type, state, path): first those collected by call(),
+        then from the wire (a non-notification frame here is an error)."""
+        if self.events:
+            return self.events.pop(0)
+        rep = self.recv(timeout)
+        if not rep.is_event:
+            raise AssertionError("expected a notification, got %r" % rep)
+        return rep.event()
+
     def call(self, op, body=b"", xid=None, timeout=None):
         """Send one request and return its reply; notifications seen meanwhile
         are appended to self.events."""

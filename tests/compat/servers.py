@@ -171,7 +171,12 @@ class Server:
                 raise ServerStartError("%s exited with %s during startup\n%s" % (
                     self.target, self.proc.returncode, self.log_tail()))
             try:
-                if four_letter(self.host, self.port, "ruok", timeout=1.0) == "imok":
+                # ZooKeeper answers ruok before it serves requests; srvr says
+                # "This ZooKeeper instance is not currently serving requests" until then.
+                # (A server whose whitelist lacks ruok answers "ruok is not executed ...".)
+                ruok = four_letter(self.host, self.port, "ruok", timeout=1.0)
+                if ((ruok == "imok" or "not in the whitelist" in ruok)
+                        and "not currently serving" not in four_letter(self.host, self.port, "srvr", 1.0)):
                     return self
             except OSError:
                 pass

@@ -1,0 +1,250 @@
+//! `zoo.cfg`: read in two steps, as ZooKeeper's `QuorumPeerConfig` does. First the file
+//! becomes `key=value` pairs with their line numbers (a line that is not one is an error
+//! naming the file and line), then the pairs become a typed [`Config`] (a bad value is an
+//! error naming its line). Unknown keys are logged and ignored, as ZooKeeper does.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// The protocol version Warren serves, and its own version after it. Clients such as kazoo
+/// parse the part before the first `-` to decide which features to use.
+pub const VERSION: &str = concat!("3.8.0-warren-", env!("CARGO_PKG_VERSION"));
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}: {message}")]
+    Line { path: PathBuf, line: usize, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Which four-letter words may run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Whitelist {
+    All,
+    Only(BTreeSet<String>),
+}
+
+impl Whitelist {
+    pub fn allows(&self, command: &str) -> bool {
+        match self {
+            Whitelist::All => true,
+            Whitelist::Only(set) => set.contains(command),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from, if any.
+    pub source: Option<PathBuf>,
+    pub tick_ms: i64,
+    pub data_dir: PathBuf,
+    pub data_log_dir: PathBuf,
+    pub client_port: u16,
+    pub client_port_address: IpAddr,
+    /// Connections per client address; 0 means no limit.
+    pub max_client_cnxns: usize,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub four_letter_whitelist: Whitelist,
+    /// `jute.maxbuffer`: the largest frame accepted.
+    pub max_frame_bytes: usize,
+    /// Requests a connection may have unanswered before the server stops reading from it.
+    pub max_outstanding_per_conn: usize,
+    pub super_digest: Option<String>,
+    pub ttl_enabled: bool,
+    pub container_check_interval_ms: i64,
+    /// From `myid` in the data directory; 0 when standalone without one.
+    pub server_id: u8,
+}
+
+impl Default for Config {
+    /// The built-in standalone default: 127.0.0.1:2181, data under `./data`.
+    fn default() -> Self {
+        Config {
+            source: None,
+            tick_ms: 2000,
+            data_dir: PathBuf::from("data"),
+            data_log_dir: PathBuf::from("data"),
+            client_port: 2181,
+            client_port_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            max_client_cnxns: 60,
+            min_session_timeout_ms: 4000,
+            max_session_timeout_ms: 40000,
+            four_letter_whitelist: Whitelist::Only(BTreeSet::from(["srvr".to_owned()])),
+            max_frame_bytes: proto::DEFAULT_MAX_FRAME,
+            max_outstanding_per_conn: 1000,
+            super_digest: None,
+            ttl_enabled: true,
+            container_check_interval_ms: 60_000,
+            server_id: 0,
+        }
+    }
+}
+
+/// One `key=value` line of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub line: usize,
+    pub key: String,
+    pub value: String,
+}
+
+/// Splits a properties file into entries. `#` and `!` start comments; the separator is the
+/// first `=` (or `:`), as in Java properties.
+pub fn parse_entries(path: &Path, text: &str) -> Result<Vec<Entry>, ConfigError> {
+    let mut entries = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let Some(sep) = line.find(['=', ':']) else {
+            return Err(ConfigError::Line { path: path.into(), line: i + 1, message: format!("expected key=value, found {line:?}") });
+        };
+        let (key, value) = (line[..sep].trim(), line[sep + 1..].trim());
+        if key.is_empty() {
+            return Err(ConfigError::Line { path: path.into(), line: i + 1, message: "empty key".into() });
+        }
+        entries.push(Entry { line: i + 1, key: key.to_owned(), value: value.to_owned() });
+    }
+    Ok(entries)
+}
+
+/// Keys ZooKeeper knows that this version accepts but does not act on yet.
+const ACCEPTED_UNUSED: &[&str] = &[
+    "initLimit",
+    "syncLimit",
+    "electionAlg",
+    "secureClientPort",
+    "autopurge.snapRetainCount",
+    "autopurge.purgeInterval",
+    "admin.enableServer",
+    "admin.serverPort",
+    "admin.serverAddress",
+    "metricsProvider.className",
+    "metricsProvider.httpPort",
+    "standaloneEnabled",
+    "reconfigEnabled",
+    "preAllocSize",
+    "snapCount",
+    "forceSync",
+    "globalOutstandingLimit",
+    "clientPortListenBacklog",
+    "quorumListenOnAllIPs",
+    "audit.enable",
+    "syncEnabled",
+];
+
+impl Config {
+    /// Reads a `zoo.cfg` and the `myid` file of its data directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let mut config = Config::from_entries(path, &parse_entries(path, &text)?)?;
+        config.source = Some(path.into());
+        let myid = config.data_dir.join("myid");
+        if let Ok(text) = std::fs::read_to_string(&myid) {
+            config.server_id = text
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::Invalid(format!("{}: expected a server id from 0 to 254", myid.display())))?;
+        }
+        Ok(config)
+    }
+
+    pub fn from_entries(path: &Path, entries: &[Entry]) -> Result<Config, ConfigError> {
+        let mut c = Config { client_port_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED), ..Config::default() };
+        let (mut data_log_dir, mut min_timeout, mut max_timeout) = (None, None, None);
+        let mut client_port = None;
+        for e in entries {
+            let bad = |what: &str| ConfigError::Line { path: path.into(), line: e.line, message: format!("{}: {what}, found {:?}", e.key, e.value) };
+            let int = || e.value.parse::<i64>().map_err(|_| bad("expected an integer"));
+            let boolean = || match e.value.to_ascii_lowercase().as_str() {
+                "true" | "yes" => Ok(true),
+                "false" | "no" => Ok(false),
+                _ => Err(bad("expected true or false")),
+            };
+            // System properties may be written with or without their `zookeeper.` prefix.
+            let key = e.key.strip_prefix("zookeeper.").unwrap_or(&e.key);
+            match key {
+                "tickTime" => c.tick_ms = int().and_then(|v| if v > 0 { Ok(v) } else { Err(bad("expected a positive number")) })?,
+                "dataDir" => c.data_dir = PathBuf::from(&e.value),
+                "dataLogDir" => data_log_dir = Some(PathBuf::from(&e.value)),
+                "clientPort" => client_port = Some(e.value.parse::<u16>().map_err(|_| bad("expected a port number"))?),
+                "clientPortAddress" => c.client_port_address = e.value.parse().map_err(|_| bad("expected an IP address"))?,
+                "maxClientCnxns" => c.max_client_cnxns = usize::try_from(int()?).map_err(|_| bad("expected a non-negative number"))?,
+                "minSessionTimeout" => min_timeout = Some(int()? as i32),
+                "maxSessionTimeout" => max_timeout = Some(int()? as i32),
+                "4lw.commands.whitelist" => {
+                    let words: BTreeSet<String> = e.value.split(',').map(|w| w.trim().to_owned()).filter(|w| !w.is_empty()).collect();
+                    c.four_letter_whitelist = if words.contains("*") { Whitelist::All } else { Whitelist::Only(words) };
+                }
+                "jute.maxbuffer" => c.max_frame_bytes = usize::try_from(int()?).map_err(|_| bad("expected a positive number"))?,
+                "DigestAuthenticationProvider.superDigest" => c.super_digest = Some(e.value.clone()),
+                "extendedTypesEnabled" => c.ttl_enabled = boolean()?,
+                "znode.container.checkIntervalMs" => c.container_check_interval_ms = int()?.max(1),
+                "maxOutstandingPerConnection" => {
+                    c.max_outstanding_per_conn = usize::try_from(int()?).ok().filter(|v| *v > 0).ok_or_else(|| bad("expected a positive number"))?
+                }
+                k if ACCEPTED_UNUSED.contains(&k) || k.starts_with("server.") => {
+                    tracing::info!(key = %e.key, line = e.line, "setting accepted; standalone Warren does not use it yet")
+                }
+                _ => tracing::warn!(key = %e.key, line = e.line, "unknown setting ignored"),
+            }
+        }
+        c.client_port = client_port.ok_or_else(|| ConfigError::Invalid(format!("{}: clientPort is not set", path.display())))?;
+        c.data_log_dir = data_log_dir.unwrap_or_else(|| c.data_dir.clone());
+        c.min_session_timeout_ms = min_timeout.filter(|v| *v > 0).unwrap_or(2 * c.tick_ms as i32);
+        c.max_session_timeout_ms = max_timeout.filter(|v| *v > 0).unwrap_or(20 * c.tick_ms as i32);
+        if c.min_session_timeout_ms > c.max_session_timeout_ms {
+            return Err(ConfigError::Invalid(format!(
+                "{}: minSessionTimeout {} is larger than maxSessionTimeout {}",
+                path.display(),
+                c.min_session_timeout_ms,
+                c.max_session_timeout_ms
+            )));
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let p = Path::new("zoo.cfg");
+        Config::from_entries(p, &parse_entries(p, text)?)
+    }
+
+    #[test]
+    fn reads_zookeeper_keys() {
+        let c = load(
+            "# comment\ntickTime=500\ndataDir=/tmp/x\nclientPort=2191\n4lw.commands.whitelist=ruok, srvr\n\
+             zookeeper.DigestAuthenticationProvider.superDigest=super:abc\nextendedTypesEnabled=false\nsomething.else=1\n",
+        )
+        .unwrap();
+        assert_eq!(c.tick_ms, 500);
+        assert_eq!(c.client_port, 2191);
+        assert_eq!(c.data_log_dir, PathBuf::from("/tmp/x"));
+        assert_eq!((c.min_session_timeout_ms, c.max_session_timeout_ms), (1000, 10000));
+        assert!(c.four_letter_whitelist.allows("ruok") && !c.four_letter_whitelist.allows("stat"));
+        assert_eq!(c.super_digest.as_deref(), Some("super:abc"));
+        assert!(!c.ttl_enabled);
+        assert_eq!(c.client_port_address, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = load("clientPort=2181\ntickTime=abc\n").unwrap_err().to_string();
+        assert!(e.starts_with("zoo.cfg:2: tickTime"), "{e}");
+        let e = load("clientPort=2181\n\njust words\n").unwrap_err().to_string();
+        assert!(e.starts_with("zoo.cfg:3: expected key=value"), "{e}");
+        assert!(load("tickTime=2000\n").unwrap_err().to_string().contains("clientPort is not set"));
+    }
+}

@@ -1,0 +1,73 @@
+//! The tokio shell around the pure [`replica`]: it reads `zoo.cfg`, accepts connections,
+//! runs one task per connection and one driver task that owns the replica, and answers
+//! four-letter words. It holds no protocol decisions of its own.
+//!
+//! Tasks: the accept loop (owns the per-address connection counts), one task per
+//! connection (framing, encoding, back-pressure), and the driver (owns the replica, the
+//! connection registry and the statistics). They talk only through channels.
+
+pub mod config;
+mod conn;
+mod driver;
+mod four_letter;
+mod stats;
+
+pub use config::{Config, ConfigError, VERSION};
+
+use rand_core::RngCore;
+use replica::ConnId;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// Serves clients on `listener` until `shutdown` completes.
+pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    let config = Arc::new(config);
+    let (driver_tx, driver_rx) = mpsc::channel(4096);
+    let seed = rand_core::OsRng.next_u64();
+    tokio::spawn(driver::Driver::new(config.clone(), seed).run(driver_rx));
+    let (closed_tx, mut closed_rx) = mpsc::unbounded_channel::<IpAddr>();
+    let mut per_address: HashMap<IpAddr, usize> = HashMap::new();
+    let mut next_conn = 0u64;
+    tracing::info!(address = %listener.local_addr()?, version = VERSION, "serving clients");
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, addr) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Usually out of file descriptors: wait instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let count = per_address.entry(addr.ip()).or_default();
+                if config.max_client_cnxns > 0 && *count >= config.max_client_cnxns {
+                    tracing::warn!(%addr, limit = config.max_client_cnxns, "too many connections from one address: closed");
+                    continue;
+                }
+                *count += 1;
+                next_conn += 1;
+                let (driver, config, closed) = (driver_tx.clone(), config.clone(), closed_tx.clone());
+                tokio::spawn(async move {
+                    conn::serve(stream, addr, ConnId(next_conn), driver, config).await;
+                    let _ = closed.send(addr.ip());
+                });
+            }
+            Some(ip) = closed_rx.recv() => {
+                if let Some(count) = per_address.get_mut(&ip) {
+                    *count -= 1;
+                    if *count == 0 {
+                        per_address.remove(&ip);
+                    }
+                }
+            }
+            _ = &mut shutdown => return Ok(()),
+        }
+    }
+}

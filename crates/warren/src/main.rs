@@ -1,0 +1,53 @@
+//! `warren`: the server and its tools in one binary. Argument parsing and error reporting
+//! live here; everything else is in the library crates.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "warren", version = server::VERSION, about = "A ZooKeeper-compatible coordination service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a server. Without a config file: standalone on 127.0.0.1:2181, data under ./data.
+    Server {
+        /// A ZooKeeper `zoo.cfg`; `myid` is read from its dataDir.
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Server { config } => run_server(config),
+    }
+}
+
+fn run_server(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = match &path {
+        Some(path) => server::Config::load(path)?,
+        None => server::Config::default(),
+    };
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating dataDir {}", config.data_dir.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let address = (config.client_port_address, config.client_port);
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("binding the client port {}:{}", address.0, address.1))?;
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("interrupted: shutting down");
+        };
+        server::run(config, listener, shutdown).await?;
+        Ok(())
+    })
+}
