@@ -124,7 +124,7 @@ def test_super_bypasses_everything(zk, kazoo_factory, base):
 def test_invalid_acls_raw(server, base):
     with rawzk.connect(server) as c:
         bad = [[], [(31, "digest", "nocolon")], [(31, "bogus", "x")], [(31, "auth", "")],
-               [(31, "auth", None)], [(31, "ip", "not-an-ip")], [(31, "world", "nobody")]]
+               [(31, "auth", None)], [(31, "ip", "not-an-ip")], [(31, "world", "nobody")], None]
         for acl in bad:
             assert c.create(base + "/x", acl=acl).err == Err.INVALID_ACL, acl
         assert c.exists(base + "/x").err == Err.NO_NODE
@@ -135,12 +135,15 @@ def test_invalid_acls_raw(server, base):
         assert c.create(base + "/dup", acl=rawzk.OPEN_ACL * 3).err == 0
         acls, _ = c.get_acl(base + "/dup").acl_stat()
         assert acls == rawzk.OPEN_ACL
+        # digest auth itself never fails, even without a colon
+        assert c.auth("digest", "nocolon").err == 0
         # after digest auth, `auth` works (and the ip id is not used for it)
         rep = c.auth("digest", "dave:pw")
         assert (rep.xid, rep.zxid, rep.err, rep.body) == (rawzk.XID_AUTH, 0, 0, b"")
         assert c.create(base + "/z", acl=[(31, "auth", None)]).err == 0
         acls, _ = c.get_acl(base + "/z").acl_stat()
-        assert acls == [(31, "digest", digest_id("dave", "pw"))]
+        assert sorted(acls) == sorted([(31, "digest", digest_id("dave", "pw")),
+                                       (31, "digest", "nocolon")])
 
 
 def test_invalid_acl_kazoo(zk, base):

@@ -74,7 +74,8 @@ def test_java_multiread_ephemerals_allchildren(jzk, zk, base):
     jzk.ok("createplain %s/ex- - EPHEMERAL_SEQUENTIAL" % base)
     mine = sorted(jzk.ok("ephemerals %s" % base).split(","))
     assert mine == sorted([base + "/e1", base + "/a/e2", base + "/ex-0000000003"])
-    assert sorted(jzk.ok("ephemerals %s/e" % base).split(",")) == [base + "/e1"]
+    # plain string prefix match, not a path prefix
+    assert sorted(jzk.ok("ephemerals %s/e" % base).split(",")) == [base + "/e1", base + "/ex-0000000003"]
     assert sorted(jzk.ok("ephemerals /").split(",")) == mine
     assert jzk.ok("ephemerals %s/zzz" % base) == ""
 
@@ -84,8 +85,10 @@ def test_java_whoami(jzk):
     jzk.ok("auth digest alice:secret")
     assert sorted(jzk.ok("whoami").split(",")) == ["digest=alice", "ip=127.0.0.1"]
     jzk.ok("auth digest %s:%s" % (SUPER_USER, SUPER_PASSWORD))
-    ids = sorted(jzk.ok("whoami").split(","))
-    assert "digest=alice" in ids and "ip=127.0.0.1" in ids and ("super=" in ids or "digest=super" in ids)
+    # the super digest adds both the plain digest id and the special ("super", "") id
+    assert sorted(jzk.ok("whoami").split(",")) == ["digest=alice", "digest=super", "ip=127.0.0.1", "super="]
+    jzk.ok("auth digest alice:secret")      # ids are a set: no duplicate
+    assert len(jzk.ok("whoami").split(",")) == 4
 
 
 def test_java_persistent_watch(jzk, zk, base):
@@ -120,15 +123,25 @@ def test_java_persistent_recursive_watch(jzk, zk, base):
                                  ("NodeDataChanged", r)]
 
 
-def test_java_remove_watches(jzk, zk, base):
+def wchp_paths(server):
+    return [ln for ln in server.four_letter("wchp").split("\n") if ln.startswith("/")]
+
+
+def test_java_remove_watches(jzk, zk, server, base):
     p = base + "/w"
     zk.create(p)
     jzk.ok("addwatch %s PERSISTENT" % p)
-    jzk.ok("removewatcher %s Any" % p)              # checkWatches (op 17) then local removal
+    assert p in wchp_paths(server)
+    # removing one watcher object: the client only asks checkWatches (op 17), the server
+    # keeps its watch, the client drops it locally
+    jzk.ok("removewatcher %s Any" % p)
     jzk.wait_event("PersistentWatchRemoved", p, timeout=5)
+    assert p in wchp_paths(server)
     jzk.ok("addwatch %s PERSISTENT_RECURSIVE" % p)
     jzk.ok("get %s 1" % p)
-    jzk.ok("removeall %s Any" % p)                  # removeWatches (op 18)
+    # removeAllWatches: removeWatches (op 18) removes them on the server
+    jzk.ok("removeall %s Any" % p)
+    assert p not in wchp_paths(server)
     zk.set(p, b"x")
     zk.create(p + "/kid")
     # a fresh one-shot watch on another node proves the event stream is flowing
@@ -161,6 +174,7 @@ def test_java_set_watches_after_reconnect(java, server, zk, base, proxy_factory)
     zk.create(c + "/kid")
     proxy.resume()
     j.wait_state("SyncConnected", after=disc)
+    j.ok("sync /")     # setWatches is sent before queued requests: after this it was processed
     j.wait_event("NodeDataChanged", a)
     j.wait_event("NodeCreated", b)
     j.wait_event("NodeChildrenChanged", c)
@@ -184,6 +198,7 @@ def test_java_set_watches2_persistent_after_reconnect(java, server, zk, base, pr
     zk.set(r, b"missed")
     proxy.resume()
     j.wait_state("SyncConnected", after=disc)
+    j.ok("sync /")     # setWatches is sent before queued requests: after this it was processed
     zk.create(r + "/x")
     zk.set(r + "/x", b"1")
     j.wait_event("NodeDataChanged", r + "/x")
