@@ -1,6 +1,8 @@
 //! `warren`: the server and its tools in one binary. Argument parsing and error reporting
 //! live here; everything else is in the library crates.
 
+mod bench;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -19,6 +21,8 @@ enum Command {
         /// A ZooKeeper `zoo.cfg`; `myid` is read from its dataDir.
         config: Option<PathBuf>,
     },
+    /// Measure a ZooKeeper-compatible server (Warren or ZooKeeper) under load.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,6 +32,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Server { config } => run_server(config),
+        Command::Bench(args) => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(bench::run(args)),
     }
 }
 

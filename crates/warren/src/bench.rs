@@ -1,0 +1,219 @@
+//! `warren bench`: a load generator for any ZooKeeper-compatible server, so that the same
+//! command measures Warren and ZooKeeper side by side.
+//!
+//! It speaks the wire protocol directly (through `proto`), with no client library in the
+//! way: each session is one connection that keeps a fixed number of requests in flight and
+//! times each from write to reply. Latencies go into an HDR histogram.
+
+use anyhow::{bail, Context};
+use hdrhistogram::Histogram;
+use proto::{
+    encode_record_frame, encode_request_frame, ConnectRequest, ConnectResponse, CreateRequest, ErrorCode, PathWatchRequest,
+    Record, ReplyHeader, Request, SetDataRequest,
+};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// getData on random znodes.
+    Read,
+    /// setData on random znodes.
+    Write,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// host:port of the server to measure.
+    #[arg(long, default_value = "127.0.0.1:2181")]
+    pub server: String,
+    #[arg(long, value_enum, default_value = "read")]
+    pub workload: Workload,
+    /// Concurrent sessions, one connection each.
+    #[arg(long, default_value_t = 16)]
+    pub sessions: usize,
+    /// Requests each session keeps in flight.
+    #[arg(long, default_value_t = 8)]
+    pub inflight: usize,
+    /// Znodes the workload spreads over.
+    #[arg(long, default_value_t = 1000)]
+    pub nodes: usize,
+    /// Bytes of data per znode.
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+    /// Measured seconds (after one second of warm-up).
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const ROOT: &str = "/warren-bench";
+
+struct Session {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    next_xid: i32,
+}
+
+impl Session {
+    async fn open(server: &str) -> anyhow::Result<Session> {
+        let stream = TcpStream::connect(server).await.with_context(|| format!("connecting to {server}"))?;
+        stream.set_nodelay(true)?;
+        let (reader, mut writer) = stream.into_split();
+        let request = ConnectRequest { timeout_ms: 30_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() };
+        writer.write_all(&encode_record_frame(&request)).await?;
+        let mut session = Session { reader: BufReader::new(reader), writer, next_xid: 1 };
+        let response = ConnectResponse::from_bytes(&session.read_frame().await?)?;
+        if response.timeout_ms <= 0 {
+            bail!("{server} refused the session");
+        }
+        Ok(session)
+    }
+
+    async fn read_frame(&mut self) -> anyhow::Result<Vec<u8>> {
+        let len = self.reader.read_i32().await?;
+        if !(0..=proto::DEFAULT_MAX_FRAME as i32).contains(&len) {
+            bail!("bad frame length {len}");
+        }
+        let mut payload = vec![0; len as usize];
+        self.reader.read_exact(&mut payload).await?;
+        Ok(payload)
+    }
+
+    fn frame(&mut self, request: &Request) -> Vec<u8> {
+        self.next_xid += 1;
+        encode_request_frame(self.next_xid, request)
+    }
+
+    /// Reads replies until the next one that is not a watch notification.
+    async fn read_reply(&mut self) -> anyhow::Result<ReplyHeader> {
+        loop {
+            let header = ReplyHeader::from_bytes(&self.read_frame().await?)?;
+            if header.xid != proto::xid::NOTIFICATION {
+                return Ok(header);
+            }
+        }
+    }
+
+    /// Sends all requests pipelined and fails on any error other than `tolerated`.
+    async fn call_all(&mut self, requests: &[Request], tolerated: ErrorCode) -> anyhow::Result<()> {
+        let mut bytes = Vec::new();
+        for r in requests {
+            bytes.extend(self.frame(r));
+        }
+        self.writer.write_all(&bytes).await?;
+        for _ in requests {
+            let header = self.read_reply().await?;
+            if header.err != 0 && header.err != tolerated as i32 {
+                bail!("setup request failed with error {}", header.err);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn node_path(i: usize) -> String {
+    format!("{ROOT}/n{i:06}")
+}
+
+fn open_acl() -> Vec<proto::Acl> {
+    vec![proto::Acl { perms: proto::perms::ALL, id: proto::Id { scheme: "world".into(), id: Some("anyone".into()) } }]
+}
+
+/// Creates the znodes (or resets their data if they exist).
+async fn fill(args: &BenchArgs) -> anyhow::Result<()> {
+    let mut s = Session::open(&args.server).await?;
+    let create = |path: String, data: Vec<u8>| Request::Create(CreateRequest { path, data, acl: open_acl(), flags: 0 });
+    s.call_all(&[create(ROOT.into(), vec![])], ErrorCode::NodeExists).await?;
+    let data = vec![b'x'; args.size];
+    for chunk in (0..args.nodes).collect::<Vec<_>>().chunks(256) {
+        let creates: Vec<Request> = chunk.iter().map(|i| create(node_path(*i), data.clone())).collect();
+        s.call_all(&creates, ErrorCode::NodeExists).await?;
+    }
+    Ok(())
+}
+
+/// One session's load: keeps `inflight` requests outstanding until `end`; records latencies
+/// of replies received after `measure_from`.
+async fn drive(args: BenchArgs, seed: u64, measure_from: Instant, end: Instant) -> anyhow::Result<(Histogram<u64>, u64)> {
+    let mut s = Session::open(&args.server).await?;
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut rng = seed | 1;
+    let data = vec![b'y'; args.size];
+    let mut next_request = |s: &mut Session| {
+        // xorshift: cheap, and each session has its own stream.
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let path = node_path(rng as usize % args.nodes);
+        let request = match args.workload {
+            Workload::Read => Request::GetData(PathWatchRequest { path, watch: false }),
+            Workload::Write => Request::SetData(SetDataRequest { path, data: data.clone(), version: -1 }),
+        };
+        s.frame(&request)
+    };
+    let mut sent: VecDeque<Instant> = VecDeque::with_capacity(args.inflight);
+    let mut batch = Vec::new();
+    for _ in 0..args.inflight {
+        batch.extend(next_request(&mut s));
+        sent.push_back(Instant::now());
+    }
+    s.writer.write_all(&batch).await?;
+    let mut errors = 0;
+    while let Some(started) = sent.pop_front() {
+        let header = s.read_reply().await?;
+        let now = Instant::now();
+        if header.err != 0 {
+            errors += 1;
+        }
+        if now >= measure_from {
+            histogram.record((now - started).as_micros().max(1) as u64)?;
+        }
+        if now < end {
+            let frame = next_request(&mut s);
+            s.writer.write_all(&frame).await?;
+            sent.push_back(Instant::now());
+        }
+    }
+    Ok((histogram, errors))
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    fill(&args).await.context("creating the znodes")?;
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs(1);
+    let end = measure_from + Duration::from_secs(args.seconds);
+    let tasks: Vec<_> =
+        (0..args.sessions).map(|i| tokio::spawn(drive(args.clone(), 0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1) * 7919, measure_from, end))).collect();
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut errors = 0;
+    for task in tasks {
+        let (h, e) = task.await??;
+        histogram.add(h)?;
+        errors += e;
+    }
+    let measured = end.saturating_duration_since(measure_from).as_secs_f64();
+    let ops = histogram.len() as f64 / measured;
+    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    if args.json {
+        let report = serde_json::json!({
+            "server": args.server, "workload": format!("{:?}", args.workload).to_lowercase(),
+            "sessions": args.sessions, "inflight": args.inflight, "nodes": args.nodes, "size": args.size,
+            "seconds": measured, "ops": histogram.len(), "errors": errors, "ops_per_sec": ops,
+            "p50_ms": ms(0.5), "p90_ms": ms(0.9), "p99_ms": ms(0.99), "p999_ms": ms(0.999), "max_ms": histogram.max() as f64 / 1000.0,
+        });
+        println!("{report}");
+    } else {
+        println!(
+            "{:?} on {}: {} sessions x {} in flight, {} znodes of {} bytes, {:.0} s\n{:.0} ops/s ({} ops, {} errors)\nlatency ms: p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
+            args.workload, args.server, args.sessions, args.inflight, args.nodes, args.size, measured, ops, histogram.len(), errors,
+            ms(0.5), ms(0.9), ms(0.99), ms(0.999), histogram.max() as f64 / 1000.0
+        );
+    }
+    Ok(())
+}
