@@ -262,10 +262,15 @@ impl Replica {
         let Some(session_id) = c.session_id else { return };
         let queued = !c.queue.is_empty();
         self.sessions.touch(session_id, self.now_ms);
-        if self.sessions.get(session_id).is_none_or(|s| s.closing) {
-            return self.reply(conn, xid, self.applied_zxid, Err(ErrorCode::SessionExpired));
-        }
+        let closing = self.sessions.get(session_id).is_none_or(|s| s.closing);
         match request {
+            // A closing session takes no more writes; the refusal keeps its place in order.
+            request if closing && queued => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.queue.push_back(Queued::Read { xid, request });
+                }
+            }
+            _ if closing => self.reply(conn, xid, self.applied_zxid, Err(ErrorCode::SessionExpired)),
             // Pings and auth are answered at once, as ZooKeeper's network layer does: a ping
             // must not wait behind slow writes, or the client would drop the connection.
             Ok(Request::Ping) => self.reply(conn, proto::xid::PING, self.applied_zxid, Ok(Response::Empty)),

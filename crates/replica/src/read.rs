@@ -12,6 +12,10 @@ use tree::WatchKind;
 impl Replica {
     pub(crate) fn read(&mut self, conn: ConnId, xid: i32, request: Result<Request, DecodeRequestError>) {
         let zxid = self.applied_zxid;
+        let session = self.conn_session(conn).and_then(|id| self.sessions.get(id));
+        if session.is_none_or(|s| s.closing) {
+            return self.reply(conn, xid, zxid, Err(ErrorCode::SessionExpired));
+        }
         match request {
             Err(DecodeRequestError::UnknownOpCode(opcode)) => {
                 tracing::debug!(conn = conn.0, opcode, "unknown opcode: closing the connection");
