@@ -15,7 +15,9 @@ pub enum FrameError {
 /// The length of the first whole frame in `buf` (prefix included), `None` when more bytes are
 /// needed. A payload of exactly `max` bytes is allowed, as in ZooKeeper (`len > maxbuffer` fails).
 pub fn frame_length(buf: &[u8], max: usize) -> Result<Option<usize>, FrameError> {
-    let Some(prefix) = buf.get(..4) else { return Ok(None) };
+    let Some(prefix) = buf.get(..4) else {
+        return Ok(None);
+    };
     let length = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
     if length < 0 || length as usize > max {
         return Err(FrameError::BadLength { length: length as i64, max });

@@ -53,10 +53,7 @@ record!(AuthPacket { auth_type: i32, scheme: String, auth: Vec<u8> });
 record!(CreateRequest { path: String, data: Vec<u8>, acl: Vec<Acl>, flags: i32 });
 record!(CreateTtlRequest { path: String, data: Vec<u8>, acl: Vec<Acl>, flags: i32, ttl: i64 });
 record!(DeleteRequest { path: String, version: i32 });
-record!(PathWatchRequest {
-    path: String,
-    watch: bool,
-});
+record!(PathWatchRequest { path: String, watch: bool });
 record!(SetDataRequest { path: String, data: Vec<u8>, version: i32 });
 record!(PathRequest { path: String });
 record!(SetAclRequest { path: String, acl: Vec<Acl>, version: i32 });

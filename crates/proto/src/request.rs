@@ -92,8 +92,17 @@ impl Request {
         use Request::*;
         matches!(
             self,
-            Create(_) | Create2(_) | CreateContainer(_) | CreateTtl(_) | Delete(_) | SetData(_) | SetAcl(_) | Check(_)
-                | Multi(_) | Reconfig(_) | CloseSession
+            Create(_)
+                | Create2(_)
+                | CreateContainer(_)
+                | CreateTtl(_)
+                | Delete(_)
+                | SetData(_)
+                | SetAcl(_)
+                | Check(_)
+                | Multi(_)
+                | Reconfig(_)
+                | CloseSession
         )
     }
 

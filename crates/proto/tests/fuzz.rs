@@ -4,7 +4,10 @@
 use proptest::prelude::*;
 use proto::*;
 
-const OPCODES: &[i32] = &[-11, -10, -1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 100, 101, 102, 103, 104, 105, 106, 107, 999];
+const OPCODES: &[i32] = &[
+    -11, -10, -1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 100, 101, 102, 103,
+    104, 105, 106, 107, 999,
+];
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
@@ -37,8 +40,13 @@ fn every_truncation_of_captured_requests_is_an_error_not_a_panic() {
     let mut truncations = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
-        for hex in text.lines().filter_map(|l| l.strip_prefix("C> ")).filter(|h| h.len() % 2 == 0 && h.bytes().all(|b| b.is_ascii_hexdigit())) {
-            let bytes: Vec<u8> = (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
+        for hex in text
+            .lines()
+            .filter_map(|l| l.strip_prefix("C> "))
+            .filter(|h| h.len() % 2 == 0 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            let bytes: Vec<u8> =
+                (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
             if bytes.len() < 12 {
                 continue;
             }

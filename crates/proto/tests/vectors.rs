@@ -124,7 +124,9 @@ fn every_captured_frame_round_trips() {
                 annotation = line.split_once(" | ").and_then(|(_, j)| serde_json::from_str(j).ok());
             } else if let Some(h) = line.strip_prefix("C> ").or_else(|| line.strip_prefix("S< ")) {
                 // Four-letter words and partial trailing bytes carry no frame annotation.
-                let Some(ann) = annotation.take().filter(|a| a.get("frame").is_some()) else { continue };
+                let Some(ann) = annotation.take().filter(|a| a.get("frame").is_some()) else {
+                    continue;
+                };
                 checked += 1;
                 if let Err(e) = check_frame(&ann, &hex(h)) {
                     failures.push(format!("{}: {e}: {line}", file.file_name().unwrap().to_string_lossy()));

@@ -18,7 +18,9 @@ mod read;
 pub mod session;
 
 use prep::{Pending, Prep};
-use proto::{ConnectRequest, ConnectResponse, DecodeRequestError, ErrorCode, EventType, OpCode, ReplyHeader, Request, Response};
+use proto::{
+    ConnectRequest, ConnectResponse, DecodeRequestError, ErrorCode, EventType, OpCode, ReplyHeader, Request, Response,
+};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use session::Sessions;
@@ -61,25 +63,52 @@ impl Default for Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// The first frame of a connection.
-    Connect { conn: ConnId, addr: IpAddr, request: ConnectRequest },
+    Connect {
+        conn: ConnId,
+        addr: IpAddr,
+        request: ConnectRequest,
+    },
     /// A later frame, decoded or not.
-    Request { conn: ConnId, xid: i32, request: Result<Request, DecodeRequestError> },
-    Disconnected { conn: ConnId },
+    Request {
+        conn: ConnId,
+        xid: i32,
+        request: Result<Request, DecodeRequestError>,
+    },
+    Disconnected {
+        conn: ConnId,
+    },
     /// Time passed: expire sessions, remove containers and TTL nodes.
     Tick,
     /// Every transaction up to `zxid` is durable.
-    Persisted { zxid: i64 },
+    Persisted {
+        zxid: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    Connected { conn: ConnId, response: ConnectResponse },
-    Reply { conn: ConnId, header: ReplyHeader, body: Option<Response> },
-    Notify { conn: ConnId, event: EventType, path: String },
+    Connected {
+        conn: ConnId,
+        response: ConnectResponse,
+    },
+    Reply {
+        conn: ConnId,
+        header: ReplyHeader,
+        body: Option<Response>,
+    },
+    Notify {
+        conn: ConnId,
+        event: EventType,
+        path: String,
+    },
     /// Close the connection once what was queued for it is written.
-    Close { conn: ConnId },
+    Close {
+        conn: ConnId,
+    },
     /// Make this transaction durable, then answer with [`Input::Persisted`].
-    Append { txn: Txn },
+    Append {
+        txn: Txn,
+    },
 }
 
 /// Where the reply of a transaction goes.
@@ -87,8 +116,16 @@ pub enum Output {
 enum Origin {
     /// Session expiry, container and TTL removal.
     Server,
-    Connect { conn: ConnId, read_only: Option<bool> },
-    Request { conn: ConnId, xid: i32, op: OpCode, sub_ops: Vec<OpCode> },
+    Connect {
+        conn: ConnId,
+        read_only: Option<bool>,
+    },
+    Request {
+        conn: ConnId,
+        xid: i32,
+        op: OpCode,
+        sub_ops: Vec<OpCode>,
+    },
 }
 
 #[derive(Debug)]
@@ -205,15 +242,24 @@ impl Replica {
     }
 
     fn connect(&mut self, conn: ConnId, addr: IpAddr, request: ConnectRequest) {
-        self.conns.insert(conn, Conn { auth: AuthIds::for_address(addr), session_id: None, queue: VecDeque::new(), closing: false });
+        self.conns.insert(
+            conn,
+            Conn { auth: AuthIds::for_address(addr), session_id: None, queue: VecDeque::new(), closing: false },
+        );
         // A client must never see older state than it has seen: refuse silently, so that it
         // tries another server.
         if request.last_zxid_seen > self.applied_zxid {
-            tracing::info!(conn = conn.0, last_zxid_seen = request.last_zxid_seen, zxid = self.applied_zxid, "refused client ahead of this server");
+            tracing::info!(
+                conn = conn.0,
+                last_zxid_seen = request.last_zxid_seen,
+                zxid = self.applied_zxid,
+                "refused client ahead of this server"
+            );
             self.close(conn);
             return;
         }
-        let timeout_ms = request.timeout_ms.clamp(self.config.min_session_timeout_ms, self.config.max_session_timeout_ms);
+        let timeout_ms =
+            request.timeout_ms.clamp(self.config.min_session_timeout_ms, self.config.max_session_timeout_ms);
         let read_only = request.read_only.map(|_| false);
         if request.session_id == 0 {
             let mut passwd = [0u8; 16];
@@ -240,11 +286,18 @@ impl Replica {
                 }
                 self.bind(conn, session_id);
                 self.sessions.touch(session_id, self.now_ms);
-                let response = ConnectResponse { protocol_version: 0, timeout_ms, session_id, passwd: passwd.to_vec(), read_only };
+                let response =
+                    ConnectResponse { protocol_version: 0, timeout_ms, session_id, passwd: passwd.to_vec(), read_only };
                 self.out.push(Output::Connected { conn, response });
             }
             None => {
-                let response = ConnectResponse { protocol_version: 0, timeout_ms: 0, session_id: 0, passwd: vec![0; 16], read_only };
+                let response = ConnectResponse {
+                    protocol_version: 0,
+                    timeout_ms: 0,
+                    session_id: 0,
+                    passwd: vec![0; 16],
+                    read_only,
+                };
                 self.out.push(Output::Connected { conn, response });
                 self.close(conn);
             }
@@ -258,8 +311,12 @@ impl Replica {
     }
 
     fn request(&mut self, conn: ConnId, xid: i32, request: Result<Request, DecodeRequestError>) {
-        let Some(c) = self.conns.get(&conn).filter(|c| !c.closing) else { return };
-        let Some(session_id) = c.session_id else { return };
+        let Some(c) = self.conns.get(&conn).filter(|c| !c.closing) else {
+            return;
+        };
+        let Some(session_id) = c.session_id else {
+            return;
+        };
         let queued = !c.queue.is_empty();
         self.sessions.touch(session_id, self.now_ms);
         let closing = self.sessions.get(session_id).is_none_or(|s| s.closing);
@@ -295,7 +352,9 @@ impl Replica {
 
     fn auth(&mut self, conn: ConnId, xid: i32, packet: proto::AuthPacket) {
         let super_digest = self.config.super_digest.clone();
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         match packet.scheme.as_str() {
             "digest" => {
                 let digest = tree::acl::digest_id(&String::from_utf8_lossy(&packet.auth));
@@ -339,7 +398,9 @@ impl Replica {
                 self.close_session_op(session_id)
             }
             _ => {
-                let Some(c) = self.conns.get(&conn) else { return };
+                let Some(c) = self.conns.get(&conn) else {
+                    return;
+                };
                 let mut prep = Prep::new(&self.tree, &mut self.pending, &c.auth, session_id, self.config.ttl_enabled);
                 let op = prep.request(&request);
                 prep.commit(self.prepared_zxid + 1);
@@ -367,7 +428,9 @@ impl Replica {
 
     fn persisted(&mut self, zxid: i64) {
         while self.in_flight.front().is_some_and(|f| f.txn.zxid <= zxid) {
-            let Some(flight) = self.in_flight.pop_front() else { break };
+            let Some(flight) = self.in_flight.pop_front() else {
+                break;
+            };
             self.apply(flight);
         }
     }
@@ -421,17 +484,23 @@ impl Replica {
             debug_assert!(matches!(done, Some(Queued::Write { zxid: z }) if z == zxid), "replies follow zxid order");
         }
         loop {
-            let Some(c) = self.conns.get_mut(&conn) else { return };
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
             if !matches!(c.queue.front(), Some(Queued::Read { .. })) {
                 return;
             }
-            let Some(Queued::Read { xid, request }) = c.queue.pop_front() else { return };
+            let Some(Queued::Read { xid, request }) = c.queue.pop_front() else {
+                return;
+            };
             self.read(conn, xid, request);
         }
     }
 
     fn disconnected(&mut self, conn: ConnId) {
-        let Some(c) = self.conns.remove(&conn) else { return };
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
         self.tree.watches.remove_conn(conn);
         if let Some(s) = c.session_id.and_then(|id| self.sessions.get_mut(id)) {
             if s.conn == Some(conn) {
@@ -501,7 +570,9 @@ fn write_reply(op: OpCode, sub_ops: &[OpCode], result: OpResult) -> Result<Respo
             OpCode::Create => Ok(Response::Path(path)),
             _ => Ok(Response::PathStat(path, stat)),
         },
-        OpResult::Deleted | OpResult::Checked | OpResult::SessionClosed | OpResult::SessionCreated => Ok(Response::Empty),
+        OpResult::Deleted | OpResult::Checked | OpResult::SessionClosed | OpResult::SessionCreated => {
+            Ok(Response::Empty)
+        }
         OpResult::DataSet { stat } | OpResult::AclSet { stat } => Ok(Response::Stat(stat)),
         OpResult::Multi(results) => Ok(Response::Multi(
             results

@@ -62,7 +62,13 @@ pub struct Prep<'a> {
 }
 
 impl<'a> Prep<'a> {
-    pub fn new(tree: &'a DataTree, pending: &'a mut Pending, auth: &'a AuthIds, session_id: i64, ttl_enabled: bool) -> Self {
+    pub fn new(
+        tree: &'a DataTree,
+        pending: &'a mut Pending,
+        auth: &'a AuthIds,
+        session_id: i64,
+        ttl_enabled: bool,
+    ) -> Self {
         Prep { tree, pending, auth, session_id, ttl_enabled, local: BTreeMap::new() }
     }
 
@@ -121,7 +127,9 @@ impl<'a> Prep<'a> {
 
     fn op(&mut self, request: &Request) -> Result<TxnOp, ErrorCode> {
         match request {
-            Request::Create(r) | Request::Create2(r) => self.create(request.opcode(), &r.path, &r.data, &r.acl, r.flags, -1),
+            Request::Create(r) | Request::Create2(r) => {
+                self.create(request.opcode(), &r.path, &r.data, &r.acl, r.flags, -1)
+            }
             Request::CreateContainer(r) => self.create(OpCode::CreateContainer, &r.path, &r.data, &r.acl, r.flags, -1),
             Request::CreateTtl(r) => self.create(OpCode::CreateTtl, &r.path, &r.data, &r.acl, r.flags, r.ttl),
             Request::Delete(r) => self.delete(&r.path, r.version),
@@ -132,7 +140,15 @@ impl<'a> Prep<'a> {
         }
     }
 
-    fn create(&mut self, op: OpCode, p: &str, data: &[u8], acl: &[Acl], flags: i32, ttl: i64) -> Result<TxnOp, ErrorCode> {
+    fn create(
+        &mut self,
+        op: OpCode,
+        p: &str,
+        data: &[u8],
+        acl: &[Acl],
+        flags: i32,
+        ttl: i64,
+    ) -> Result<TxnOp, ErrorCode> {
         let mode = CreateMode::from_flags(flags).ok_or(ErrorCode::BadArguments)?;
         // The opcode and the flag must agree (ZooKeeper 3.8 crashes on createTTL with a non-TTL flag).
         let paired = match op {
@@ -179,7 +195,14 @@ impl<'a> Prep<'a> {
         parent.child_creates = parent.child_creates.wrapping_add(1);
         parent.num_children += 1;
         self.set(parent_path, Some(parent));
-        let view = NodeView { version: 0, aversion: 0, child_creates: 0, num_children: 0, ephemeral_owner, acl: acl.clone().into() };
+        let view = NodeView {
+            version: 0,
+            aversion: 0,
+            child_creates: 0,
+            num_children: 0,
+            ephemeral_owner,
+            acl: acl.clone().into(),
+        };
         self.set(&final_path, Some(view));
         Ok(TxnOp::Create { path: final_path, data: data.to_vec(), acl, ephemeral_owner })
     }
@@ -261,7 +284,8 @@ impl<'a> Prep<'a> {
 
     /// The ephemerals a session owns once every prepared write is applied.
     pub fn ephemerals_of(&self, session_id: i64) -> Vec<String> {
-        let mut paths: std::collections::BTreeSet<String> = self.tree.ephemerals(session_id).map(str::to_owned).collect();
+        let mut paths: std::collections::BTreeSet<String> =
+            self.tree.ephemerals(session_id).map(str::to_owned).collect();
         paths.extend(self.pending.changes.keys().cloned());
         paths.retain(|p| self.node(p).is_some_and(|n| n.ephemeral_owner == session_id));
         paths.into_iter().collect()

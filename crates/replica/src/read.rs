@@ -99,7 +99,12 @@ impl Replica {
                 let session = self.conn_session(conn).unwrap_or(0);
                 let prefix = r.path.trim();
                 let all = prefix.is_empty() || prefix == "/";
-                let paths = self.tree.ephemerals(session).filter(|p| all || p.starts_with(&r.path)).map(str::to_owned).collect();
+                let paths = self
+                    .tree
+                    .ephemerals(session)
+                    .filter(|p| all || p.starts_with(&r.path))
+                    .map(str::to_owned)
+                    .collect();
                 Ok(Response::Children(paths))
             }
             // Standalone sync has nothing to catch up with; it only keeps its place in order.
@@ -119,7 +124,11 @@ impl Replica {
                 Ok(Response::WhoAmI(ids))
             }
             Request::SetWatches(r) => {
-                self.set_watches(conn, r.relative_zxid, [&r.data_watches, &r.exist_watches, &r.child_watches, &vec![], &vec![]]);
+                self.set_watches(
+                    conn,
+                    r.relative_zxid,
+                    [&r.data_watches, &r.exist_watches, &r.child_watches, &vec![], &vec![]],
+                );
                 Ok(Response::Empty)
             }
             Request::SetWatches2(r) => {
@@ -143,7 +152,9 @@ impl Replica {
             }
             Request::CheckWatches(r) | Request::RemoveWatches(r) => {
                 let kinds = match WatcherType::from_i32(r.watcher_type).ok_or(ErrorCode::MarshallingError)? {
-                    WatcherType::Children => &[WatchKind::Child, WatchKind::Persistent, WatchKind::PersistentRecursive][..],
+                    WatcherType::Children => {
+                        &[WatchKind::Child, WatchKind::Persistent, WatchKind::PersistentRecursive][..]
+                    }
                     WatcherType::Data => &[WatchKind::Data, WatchKind::Persistent, WatchKind::PersistentRecursive][..],
                     WatcherType::Any => {
                         &[WatchKind::Data, WatchKind::Child, WatchKind::Persistent, WatchKind::PersistentRecursive][..]

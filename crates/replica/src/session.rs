@@ -30,7 +30,11 @@ impl Sessions {
     /// restarted server does not hand out an id it issued before.
     pub fn new(server_id: u8, now_ms: i64, tick_ms: i64) -> Sessions {
         let time_bits = ((now_ms as u64) << 24) >> 8;
-        Sessions { sessions: BTreeMap::new(), next_id: (((server_id as u64) << 56) | time_bits) as i64, tick_ms: tick_ms.max(1) }
+        Sessions {
+            sessions: BTreeMap::new(),
+            next_id: (((server_id as u64) << 56) | time_bits) as i64,
+            tick_ms: tick_ms.max(1),
+        }
     }
 
     fn deadline(&self, now_ms: i64, timeout_ms: i32) -> i64 {

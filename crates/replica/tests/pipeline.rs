@@ -17,14 +17,17 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
-        let config = Config { tick_ms: 100, min_session_timeout_ms: 200, max_session_timeout_ms: 10_000, ..Config::default() };
+        let config =
+            Config { tick_ms: 100, min_session_timeout_ms: 200, max_session_timeout_ms: 10_000, ..Config::default() };
         Harness { replica: Replica::new(config, T0, 7), now: T0, auto_persist: true }
     }
 
     fn step(&mut self, input: Input) -> Vec<Output> {
         let mut out = self.replica.step(self.now, input);
         if self.auto_persist {
-            if let Some(zxid) = out.iter().filter_map(|o| if let Output::Append { txn } = o { Some(txn.zxid) } else { None }).max() {
+            if let Some(zxid) =
+                out.iter().filter_map(|o| if let Output::Append { txn } = o { Some(txn.zxid) } else { None }).max()
+            {
                 out.extend(self.replica.step(self.now, Input::Persisted { zxid }));
             }
         }
@@ -33,7 +36,8 @@ impl Harness {
     }
 
     fn connect(&mut self, conn: u64) -> i64 {
-        let request = ConnectRequest { timeout_ms: 1000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() };
+        let request =
+            ConnectRequest { timeout_ms: 1000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() };
         let out = self.step(Input::Connect { conn: ConnId(conn), addr: "127.0.0.1".parse().unwrap(), request });
         match &out[..] {
             [Output::Connected { response, .. }] => response.session_id,
@@ -91,7 +95,8 @@ fn failed_writes_take_a_zxid() {
     assert_eq!((exists.err, exists.zxid), (ErrorCode::NodeExists as i32, ok + 1));
     let bad = reply_of(&h.send(1, 3, Request::Delete(DeleteRequest { path: "/a".into(), version: 9 })), 3).clone();
     assert_eq!((bad.err, bad.zxid), (ErrorCode::BadVersion as i32, ok + 2));
-    let read = reply_of(&h.send(1, 4, Request::Exists(PathWatchRequest { path: "/nope".into(), watch: false })), 4).clone();
+    let read =
+        reply_of(&h.send(1, 4, Request::Exists(PathWatchRequest { path: "/nope".into(), watch: false })), 4).clone();
     assert_eq!((read.err, read.zxid), (ErrorCode::NoNode as i32, ok + 2), "reads carry the last applied zxid");
 }
 
@@ -131,7 +136,10 @@ fn an_expired_session_loses_its_ephemerals_in_one_transaction() {
         let out = h.step(Input::Tick);
         if out.iter().any(|o| matches!(o, Output::Close { conn } if conn.0 == 1)) {
             assert!(out.iter().any(|o| matches!(o, Output::Notify { conn, event: EventType::NodeDeleted, path } if conn.0 == 2 && path == "/e1")));
-            assert!(!out.iter().any(|o| matches!(o, Output::Reply { conn, .. } if conn.0 == 1)), "no word to the expired client");
+            assert!(
+                !out.iter().any(|o| matches!(o, Output::Reply { conn, .. } if conn.0 == 1)),
+                "no word to the expired client"
+            );
             assert_eq!(h.replica.applied_zxid(), before + 1, "one transaction");
             assert!(h.replica.tree().node("/e2").is_none());
             assert!(h.replica.sessions().get(owner).is_none());
@@ -152,16 +160,30 @@ enum Action {
 fn arb_request() -> impl Strategy<Value = Request> {
     let path = prop::sample::select(vec!["/a", "/a/b", "/c", "/", "/zookeeper", "bad", "/a/"]).prop_map(String::from);
     prop_oneof![
-        (path.clone(), 0..8i32).prop_map(|(p, flags)| Request::Create(CreateRequest { path: p, data: vec![1], acl: tree::acl::open_acl(), flags })),
+        (path.clone(), 0..8i32).prop_map(|(p, flags)| Request::Create(CreateRequest {
+            path: p,
+            data: vec![1],
+            acl: tree::acl::open_acl(),
+            flags
+        })),
         (path.clone(), -1..2i32).prop_map(|(p, version)| Request::Delete(DeleteRequest { path: p, version })),
-        (path.clone(), -1..2i32).prop_map(|(p, version)| Request::SetData(SetDataRequest { path: p, data: vec![2], version })),
+        (path.clone(), -1..2i32).prop_map(|(p, version)| Request::SetData(SetDataRequest {
+            path: p,
+            data: vec![2],
+            version
+        })),
         (path.clone(), any::<bool>()).prop_map(|(p, watch)| Request::GetData(PathWatchRequest { path: p, watch })),
         (path.clone(), any::<bool>()).prop_map(|(p, watch)| Request::GetChildren(PathWatchRequest { path: p, watch })),
         (path.clone(), any::<bool>()).prop_map(|(p, watch)| Request::Exists(PathWatchRequest { path: p, watch })),
         (path.clone(), 0..3i32).prop_map(|(p, mode)| Request::AddWatch(AddWatchRequest { path: p, mode })),
         prop::collection::vec((path.clone(), 0..4i32), 0..4).prop_map(|ops| Request::Multi(
             ops.into_iter()
-                .map(|(p, flags)| Request::Create(CreateRequest { path: p, data: vec![], acl: tree::acl::open_acl(), flags }))
+                .map(|(p, flags)| Request::Create(CreateRequest {
+                    path: p,
+                    data: vec![],
+                    acl: tree::acl::open_acl(),
+                    flags
+                }))
                 .collect()
         )),
         Just(Request::CloseSession),

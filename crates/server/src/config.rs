@@ -105,7 +105,11 @@ pub fn parse_entries(path: &Path, text: &str) -> Result<Vec<Entry>, ConfigError>
             continue;
         }
         let Some(sep) = line.find(['=', ':']) else {
-            return Err(ConfigError::Line { path: path.into(), line: i + 1, message: format!("expected key=value, found {line:?}") });
+            return Err(ConfigError::Line {
+                path: path.into(),
+                line: i + 1,
+                message: format!("expected key=value, found {line:?}"),
+            });
         };
         let (key, value) = (line[..sep].trim(), line[sep + 1..].trim());
         if key.is_empty() {
@@ -162,7 +166,11 @@ impl Config {
         let (mut data_log_dir, mut min_timeout, mut max_timeout) = (None, None, None);
         let mut client_port = None;
         for e in entries {
-            let bad = |what: &str| ConfigError::Line { path: path.into(), line: e.line, message: format!("{}: {what}, found {:?}", e.key, e.value) };
+            let bad = |what: &str| ConfigError::Line {
+                path: path.into(),
+                line: e.line,
+                message: format!("{}: {what}, found {:?}", e.key, e.value),
+            };
             let int = || e.value.parse::<i64>().map_err(|_| bad("expected an integer"));
             let boolean = || match e.value.to_ascii_lowercase().as_str() {
                 "true" | "yes" => Ok(true),
@@ -172,24 +180,37 @@ impl Config {
             // System properties may be written with or without their `zookeeper.` prefix.
             let key = e.key.strip_prefix("zookeeper.").unwrap_or(&e.key);
             match key {
-                "tickTime" => c.tick_ms = int().and_then(|v| if v > 0 { Ok(v) } else { Err(bad("expected a positive number")) })?,
+                "tickTime" => {
+                    c.tick_ms =
+                        int().and_then(|v| if v > 0 { Ok(v) } else { Err(bad("expected a positive number")) })?
+                }
                 "dataDir" => c.data_dir = PathBuf::from(&e.value),
                 "dataLogDir" => data_log_dir = Some(PathBuf::from(&e.value)),
                 "clientPort" => client_port = Some(e.value.parse::<u16>().map_err(|_| bad("expected a port number"))?),
-                "clientPortAddress" => c.client_port_address = e.value.parse().map_err(|_| bad("expected an IP address"))?,
-                "maxClientCnxns" => c.max_client_cnxns = usize::try_from(int()?).map_err(|_| bad("expected a non-negative number"))?,
+                "clientPortAddress" => {
+                    c.client_port_address = e.value.parse().map_err(|_| bad("expected an IP address"))?
+                }
+                "maxClientCnxns" => {
+                    c.max_client_cnxns = usize::try_from(int()?).map_err(|_| bad("expected a non-negative number"))?
+                }
                 "minSessionTimeout" => min_timeout = Some(int()? as i32),
                 "maxSessionTimeout" => max_timeout = Some(int()? as i32),
                 "4lw.commands.whitelist" => {
-                    let words: BTreeSet<String> = e.value.split(',').map(|w| w.trim().to_owned()).filter(|w| !w.is_empty()).collect();
+                    let words: BTreeSet<String> =
+                        e.value.split(',').map(|w| w.trim().to_owned()).filter(|w| !w.is_empty()).collect();
                     c.four_letter_whitelist = if words.contains("*") { Whitelist::All } else { Whitelist::Only(words) };
                 }
-                "jute.maxbuffer" => c.max_frame_bytes = usize::try_from(int()?).map_err(|_| bad("expected a positive number"))?,
+                "jute.maxbuffer" => {
+                    c.max_frame_bytes = usize::try_from(int()?).map_err(|_| bad("expected a positive number"))?
+                }
                 "DigestAuthenticationProvider.superDigest" => c.super_digest = Some(e.value.clone()),
                 "extendedTypesEnabled" => c.ttl_enabled = boolean()?,
                 "znode.container.checkIntervalMs" => c.container_check_interval_ms = int()?.max(1),
                 "maxOutstandingPerConnection" => {
-                    c.max_outstanding_per_conn = usize::try_from(int()?).ok().filter(|v| *v > 0).ok_or_else(|| bad("expected a positive number"))?
+                    c.max_outstanding_per_conn = usize::try_from(int()?)
+                        .ok()
+                        .filter(|v| *v > 0)
+                        .ok_or_else(|| bad("expected a positive number"))?
                 }
                 k if ACCEPTED_UNUSED.contains(&k) || k.starts_with("server.") => {
                     tracing::info!(key = %e.key, line = e.line, "setting accepted; standalone Warren does not use it yet")
@@ -197,7 +218,8 @@ impl Config {
                 _ => tracing::warn!(key = %e.key, line = e.line, "unknown setting ignored"),
             }
         }
-        c.client_port = client_port.ok_or_else(|| ConfigError::Invalid(format!("{}: clientPort is not set", path.display())))?;
+        c.client_port =
+            client_port.ok_or_else(|| ConfigError::Invalid(format!("{}: clientPort is not set", path.display())))?;
         c.data_log_dir = data_log_dir.unwrap_or_else(|| c.data_dir.clone());
         c.min_session_timeout_ms = min_timeout.filter(|v| *v > 0).unwrap_or(2 * c.tick_ms as i32);
         c.max_session_timeout_ms = max_timeout.filter(|v| *v > 0).unwrap_or(20 * c.tick_ms as i32);

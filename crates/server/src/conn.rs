@@ -17,13 +17,21 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 /// Four-letter words ZooKeeper 3.8 knows; only these are recognised in place of a length.
-pub const FOUR_LETTER_WORDS: &[&str] =
-    &["conf", "cons", "crst", "dump", "envi", "ruok", "srst", "srvr", "stat", "wchs", "wchc", "wchp", "dirs", "mntr", "isro"];
+pub const FOUR_LETTER_WORDS: &[&str] = &[
+    "conf", "cons", "crst", "dump", "envi", "ruok", "srst", "srvr", "stat", "wchs", "wchc", "wchp", "dirs", "mntr",
+    "isro",
+];
 
 /// A connection that does not finish its handshake in this time is dropped, as in ZooKeeper.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(crate) async fn serve(mut stream: TcpStream, addr: SocketAddr, conn: ConnId, driver: mpsc::Sender<ToDriver>, config: Arc<Config>) {
+pub(crate) async fn serve(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    conn: ConnId,
+    driver: mpsc::Sender<ToDriver>,
+    config: Arc<Config>,
+) {
     let _ = stream.set_nodelay(true);
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_first_frame(&mut stream, &mut buf, &config)).await;
@@ -38,7 +46,10 @@ pub(crate) async fn serve(mut stream: TcpStream, addr: SocketAddr, conn: ConnId,
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let opened = driver.send(ToDriver::Open { conn, addr, tx }).await.is_ok()
-        && driver.send(ToDriver::Input(Input::Connect { conn, addr: addr.ip(), request }, Instant::now())).await.is_ok();
+        && driver
+            .send(ToDriver::Input(Input::Connect { conn, addr: addr.ip(), request }, Instant::now()))
+            .await
+            .is_ok();
     if opened {
         if let Err(reason) = pump(&mut stream, &mut buf, conn, &driver, &mut rx, &config).await {
             tracing::debug!(%addr, conn = conn.0, reason, "connection closed");
@@ -102,7 +113,9 @@ async fn pump(
     loop {
         // Frames already buffered (pipelined behind the handshake, or read together) first.
         while outstanding < config.max_outstanding_per_conn {
-            let Some(n) = frame_length(buf, config.max_frame_bytes).map_err(|e| e.to_string())? else { break };
+            let Some(n) = frame_length(buf, config.max_frame_bytes).map_err(|e| e.to_string())? else {
+                break;
+            };
             let payload = &buf[4..n];
             let mut r = proto::Reader::new(payload);
             let header = RequestHeader::decode(&mut r).map_err(|e| format!("frame without a request header: {e}"))?;

@@ -15,10 +15,18 @@ use tokio::sync::{mpsc, oneshot};
 
 /// What a connection task sends to the driver.
 pub(crate) enum ToDriver {
-    Open { conn: ConnId, addr: SocketAddr, tx: mpsc::UnboundedSender<Outbound> },
+    Open {
+        conn: ConnId,
+        addr: SocketAddr,
+        tx: mpsc::UnboundedSender<Outbound>,
+    },
     /// An input for the replica, with the time its frame was read (for latency stats).
     Input(Input, Instant),
-    FourLetter { command: &'static str, addr: SocketAddr, reply: oneshot::Sender<String> },
+    FourLetter {
+        command: &'static str,
+        addr: SocketAddr,
+        reply: oneshot::Sender<String>,
+    },
 }
 
 /// What the driver sends to a connection task; it encodes and writes them in order.

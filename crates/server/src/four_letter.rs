@@ -21,7 +21,14 @@ fn java_double(v: f64) -> String {
 /// Bytes in the regular files of a directory (not recursive, as ZooKeeper's `dirs`).
 fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
-        .map(|entries| entries.filter_map(Result::ok).filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
         .unwrap_or(0)
 }
 
@@ -84,7 +91,11 @@ impl Driver {
             "wchs" => self.wchs(),
             "wchc" => self.wchc(),
             "wchp" => self.wchp(),
-            "dirs" => format!("datadir_size: {}\nlogdir_size: {}\n", dir_size(&self.config.data_dir), dir_size(&self.config.data_log_dir)),
+            "dirs" => format!(
+                "datadir_size: {}\nlogdir_size: {}\n",
+                dir_size(&self.config.data_dir),
+                dir_size(&self.config.data_log_dir)
+            ),
             "dump" => self.dump(),
             "crst" => {
                 for c in self.conns.values_mut() {

@@ -204,7 +204,9 @@ mod tests {
     #[test]
     fn fix_up_rules() {
         let mut auth = AuthIds::for_address("127.0.0.1".parse().unwrap());
-        let with = |scheme: &str, i: Option<&str>| vec![Acl { perms: 31, id: Id { scheme: scheme.into(), id: i.map(Into::into) } }];
+        let with = |scheme: &str, i: Option<&str>| {
+            vec![Acl { perms: 31, id: Id { scheme: scheme.into(), id: i.map(Into::into) } }]
+        };
         assert_eq!(fix_up(&[], &auth), Err(ErrorCode::InvalidAcl));
         assert_eq!(fix_up(&with("auth", None), &auth), Err(ErrorCode::InvalidAcl));
         assert_eq!(fix_up(&with("digest", Some("nocolon")), &auth), Err(ErrorCode::InvalidAcl));
@@ -212,7 +214,10 @@ mod tests {
         assert_eq!(fix_up(&with("world", Some("someone")), &auth), Err(ErrorCode::InvalidAcl));
         assert!(fix_up(&with("ip", Some("10.0.0.0/8")), &auth).is_ok());
         auth.add(id("digest", &digest_id("alice:secret")));
-        assert_eq!(fix_up(&with("auth", Some("")), &auth).unwrap(), with("digest", Some("alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=")));
+        assert_eq!(
+            fix_up(&with("auth", Some("")), &auth).unwrap(),
+            with("digest", Some("alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E="))
+        );
         assert_eq!(masked(&with("digest", Some("alice:abc"))), with("digest", Some("alice:x")));
     }
 

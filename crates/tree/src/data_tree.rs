@@ -123,7 +123,9 @@ impl DataTree {
         };
         let open = tree.acls.intern(&acl::open_acl());
         let read_only = tree.acls.intern(&[Acl { perms: perms::READ, id: acl::id("world", "anyone") }]);
-        for (p, acl) in [(path::ROOT, &open), (path::ZOOKEEPER, &open), (path::QUOTA, &open), (path::CONFIG, &read_only)] {
+        for (p, acl) in
+            [(path::ROOT, &open), (path::ZOOKEEPER, &open), (path::QUOTA, &open), (path::CONFIG, &read_only)]
+        {
             tree.insert_node(p, Node::new(b"", acl.clone(), 0, 0, 0));
         }
         // ZooKeeper sets the config node's ACL in a way that leaves aversion at -1.
@@ -229,7 +231,9 @@ impl DataTree {
                 OpResult::Deleted
             }
             TxnOp::SetData { path: p, data, version } => {
-                let Some(node) = self.nodes.get_mut(p.as_str()) else { return OpResult::Failed(ErrorCode::NoNode) };
+                let Some(node) = self.nodes.get_mut(p.as_str()) else {
+                    return OpResult::Failed(ErrorCode::NoNode);
+                };
                 self.data_size = self.data_size + data.len() as u64 - node.data.len() as u64;
                 node.data = data.as_slice().into();
                 node.version = *version;
@@ -241,7 +245,9 @@ impl DataTree {
             }
             TxnOp::SetAcl { path: p, acl, aversion } => {
                 let acl = self.acls.intern(acl);
-                let Some(node) = self.nodes.get_mut(p.as_str()) else { return OpResult::Failed(ErrorCode::NoNode) };
+                let Some(node) = self.nodes.get_mut(p.as_str()) else {
+                    return OpResult::Failed(ErrorCode::NoNode);
+                };
                 node.acl = acl;
                 node.aversion = *aversion;
                 OpResult::AclSet { stat: node.stat() }
@@ -253,7 +259,9 @@ impl DataTree {
     }
 
     fn delete(&mut self, zxid: i64, p: &str, events: &mut Vec<Notification>) {
-        let Some(node) = self.nodes.remove(p) else { return };
+        let Some(node) = self.nodes.remove(p) else {
+            return;
+        };
         self.data_size -= (p.len() + node.data.len()) as u64;
         if let Some(session) = owner::session(node.ephemeral_owner) {
             if let Some(set) = self.ephemerals.get_mut(&session) {

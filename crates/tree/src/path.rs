@@ -26,7 +26,11 @@ pub fn is_valid(path: &str) -> bool {
     // pair there) is rejected as well.
     !path.chars().any(|c| {
         let c = c as u32;
-        c == 0 || (0x01..=0x1f).contains(&c) || (0x7f..=0x9f).contains(&c) || (0xd800..=0xf8ff).contains(&c) || c >= 0xfff0
+        c == 0
+            || (0x01..=0x1f).contains(&c)
+            || (0x7f..=0x9f).contains(&c)
+            || (0xd800..=0xf8ff).contains(&c)
+            || c >= 0xfff0
     })
 }
 
@@ -81,7 +85,21 @@ mod tests {
         for ok in ["/", "/a", "/a/b", "/...", "/.a", "/a.", "/a b", "/ä"] {
             assert!(is_valid(ok), "{ok}");
         }
-        for bad in ["", "a", "/a/", "//", "/a//b", "/.", "/a/..", "/a\0", "/a\u{1}", "/\u{7f}", "/\u{e000}", "/😀", "/\u{fff0}"] {
+        for bad in [
+            "",
+            "a",
+            "/a/",
+            "//",
+            "/a//b",
+            "/.",
+            "/a/..",
+            "/a\0",
+            "/a\u{1}",
+            "/\u{7f}",
+            "/\u{e000}",
+            "/😀",
+            "/\u{fff0}",
+        ] {
             assert!(!is_valid(bad), "{bad:?}");
         }
     }

@@ -19,19 +19,42 @@ pub struct Txn {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxnOp {
-    CreateSession { timeout_ms: i32 },
+    CreateSession {
+        timeout_ms: i32,
+    },
     /// Ends a session; its ephemeral nodes, listed, are deleted in the same transaction.
-    CloseSession { ephemerals: Vec<String> },
+    CloseSession {
+        ephemerals: Vec<String>,
+    },
     /// `ephemeral_owner` is the raw owner: a session id, or the container or TTL marker.
-    Create { path: String, data: Vec<u8>, acl: Vec<Acl>, ephemeral_owner: i64 },
-    Delete { path: String },
+    Create {
+        path: String,
+        data: Vec<u8>,
+        acl: Vec<Acl>,
+        ephemeral_owner: i64,
+    },
+    Delete {
+        path: String,
+    },
     /// `version` is the node's version after this write.
-    SetData { path: String, data: Vec<u8>, version: i32 },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
     /// `aversion` is the node's ACL version after this write.
-    SetAcl { path: String, acl: Vec<Acl>, aversion: i32 },
-    Check { path: String },
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        aversion: i32,
+    },
+    Check {
+        path: String,
+    },
     /// A write that failed validation still takes a zxid, as in ZooKeeper.
-    Error { err: ErrorCode },
+    Error {
+        err: ErrorCode,
+    },
     /// All or nothing: a failed multi is a `Multi` of `Error`s.
     Multi(Vec<TxnOp>),
 }

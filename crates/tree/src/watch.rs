@@ -47,7 +47,9 @@ impl Watches {
     /// Removes one watch; says whether it existed.
     pub fn remove(&mut self, conn: ConnId, kind: WatchKind, path: &str) -> bool {
         let table = self.table(kind);
-        let Some(conns) = table.get_mut(path) else { return false };
+        let Some(conns) = table.get_mut(path) else {
+            return false;
+        };
         let removed = conns.remove(&conn);
         if conns.is_empty() {
             table.remove(path);
@@ -106,7 +108,8 @@ impl Watches {
             EventType::NodeChildrenChanged => self.fire(WatchKind::Child, path, &mut conns),
         }
         self.fire(WatchKind::Persistent, path, &mut conns);
-        if event != EventType::NodeChildrenChanged && !self.by_path[WatchKind::PersistentRecursive as usize].is_empty() {
+        if event != EventType::NodeChildrenChanged && !self.by_path[WatchKind::PersistentRecursive as usize].is_empty()
+        {
             for ancestor in crate::path::self_and_ancestors(path) {
                 self.fire(WatchKind::PersistentRecursive, ancestor, &mut conns);
             }

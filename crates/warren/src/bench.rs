@@ -8,8 +8,8 @@
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use proto::{
-    encode_record_frame, encode_request_frame, ConnectRequest, ConnectResponse, CreateRequest, ErrorCode, PathWatchRequest,
-    Record, ReplyHeader, Request, SetDataRequest,
+    encode_record_frame, encode_request_frame, ConnectRequest, ConnectResponse, CreateRequest, ErrorCode,
+    PathWatchRequest, Record, ReplyHeader, Request, SetDataRequest,
 };
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -65,7 +65,8 @@ impl Session {
         let stream = TcpStream::connect(server).await.with_context(|| format!("connecting to {server}"))?;
         stream.set_nodelay(true)?;
         let (reader, mut writer) = stream.into_split();
-        let request = ConnectRequest { timeout_ms: 30_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() };
+        let request =
+            ConnectRequest { timeout_ms: 30_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() };
         writer.write_all(&encode_record_frame(&request)).await?;
         let mut session = Session { reader: BufReader::new(reader), writer, next_xid: 1 };
         let response = ConnectResponse::from_bytes(&session.read_frame().await?)?;
@@ -140,7 +141,12 @@ async fn fill(args: &BenchArgs) -> anyhow::Result<()> {
 
 /// One session's load: keeps `inflight` requests outstanding until `end`; records latencies
 /// of replies received after `measure_from`.
-async fn drive(args: BenchArgs, seed: u64, measure_from: Instant, end: Instant) -> anyhow::Result<(Histogram<u64>, u64)> {
+async fn drive(
+    args: BenchArgs,
+    seed: u64,
+    measure_from: Instant,
+    end: Instant,
+) -> anyhow::Result<(Histogram<u64>, u64)> {
     let mut s = Session::open(&args.server).await?;
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut rng = seed | 1;
@@ -188,8 +194,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let measure_from = start + Duration::from_secs(1);
     let end = measure_from + Duration::from_secs(args.seconds);
-    let tasks: Vec<_> =
-        (0..args.sessions).map(|i| tokio::spawn(drive(args.clone(), 0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1) * 7919, measure_from, end))).collect();
+    let tasks: Vec<_> = (0..args.sessions)
+        .map(|i| tokio::spawn(drive(args.clone(), 0x9E37_79B9_7F4A_7C15 ^ ((i as u64 + 1) * 7919), measure_from, end)))
+        .collect();
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut errors = 0;
     for task in tasks {

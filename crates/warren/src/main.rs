@@ -32,7 +32,9 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Server { config } => run_server(config),
-        Command::Bench(args) => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(bench::run(args)),
+        Command::Bench(args) => {
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(bench::run(args))
+        }
     }
 }
 
@@ -41,7 +43,8 @@ fn run_server(path: Option<PathBuf>) -> anyhow::Result<()> {
         Some(path) => server::Config::load(path)?,
         None => server::Config::default(),
     };
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating dataDir {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating dataDir {}", config.data_dir.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let address = (config.client_port_address, config.client_port);

@@ -54,7 +54,9 @@ impl Server {
 
     /// Sends a four-letter word and returns the whole answer ("" if the port is closed).
     pub fn four_letter(&self, word: &str) -> String {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else { return String::new() };
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return String::new();
+        };
         let _ = s.write_all(word.as_bytes());
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
