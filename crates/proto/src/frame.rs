@@ -26,6 +26,13 @@ pub fn frame_length(buf: &[u8], max: usize) -> Result<Option<usize>, FrameError>
     Ok((buf.len() >= total).then_some(total))
 }
 
+/// Fills in the length prefix of a frame built after `vec![0; 4]`.
+pub(crate) fn finish_frame(mut w: Vec<u8>) -> Vec<u8> {
+    let len = (w.len() - 4) as i32;
+    w[..4].copy_from_slice(&len.to_be_bytes());
+    w
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -85,6 +85,15 @@ record!(SetWatches2 {
 });
 record!(SaslToken { token: Option<Vec<u8>> });
 
+/// The optional trailing byte of the handshake records.
+fn read_only_byte(r: &mut Reader<'_>) -> Result<Option<bool>, DecodeError> {
+    if r.remaining() > 0 {
+        r.bool().map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// The first frame of a connection. Old clients omit the trailing `read_only` byte, and
 /// the reply must then omit it too.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -105,7 +114,7 @@ impl Record for ConnectRequest {
             timeout_ms: r.i32()?,
             session_id: r.i64()?,
             passwd: Vec::<u8>::decode(r)?,
-            read_only: if r.remaining() > 0 { Some(r.bool()?) } else { None },
+            read_only: read_only_byte(r)?,
         })
     }
     fn encode(&self, w: &mut Vec<u8>) {
@@ -114,8 +123,8 @@ impl Record for ConnectRequest {
         w.put_i32(self.timeout_ms);
         w.put_i64(self.session_id);
         self.passwd.encode(w);
-        if let Some(ro) = self.read_only {
-            w.put_bool(ro);
+        if let Some(read_only) = self.read_only {
+            w.put_bool(read_only);
         }
     }
 }
@@ -138,7 +147,7 @@ impl Record for ConnectResponse {
             timeout_ms: r.i32()?,
             session_id: r.i64()?,
             passwd: Vec::<u8>::decode(r)?,
-            read_only: if r.remaining() > 0 { Some(r.bool()?) } else { None },
+            read_only: read_only_byte(r)?,
         })
     }
     fn encode(&self, w: &mut Vec<u8>) {
@@ -146,8 +155,8 @@ impl Record for ConnectResponse {
         w.put_i32(self.timeout_ms);
         w.put_i64(self.session_id);
         self.passwd.encode(w);
-        if let Some(ro) = self.read_only {
-            w.put_bool(ro);
+        if let Some(read_only) = self.read_only {
+            w.put_bool(read_only);
         }
     }
 }

@@ -237,7 +237,5 @@ pub fn encode_request_frame(xid: i32, request: &Request) -> Vec<u8> {
     let mut w = vec![0; 4];
     RequestHeader { xid, opcode: request.opcode() as i32 }.encode(&mut w);
     request.encode(&mut w);
-    let len = (w.len() - 4) as i32;
-    w[..4].copy_from_slice(&len.to_be_bytes());
-    w
+    crate::frame::finish_frame(w)
 }

@@ -2,6 +2,7 @@
 
 use crate::codes::{OpCode, STATE_SYNC_CONNECTED};
 use crate::jute::{DecodeError, Reader, Record, Writer};
+use crate::frame::finish_frame;
 use crate::records::*;
 
 /// A reply body for an `err == 0` reply. Error replies have no body.
@@ -154,13 +155,6 @@ fn decode_multi_results(r: &mut Reader<'_>) -> Result<Vec<MultiResult>, DecodeEr
             _ => return Err(DecodeError::Unsupported { what: "multi result", value: h.opcode }),
         });
     }
-}
-
-/// Prepends the 4-byte length to a payload built after `vec![0; 4]`.
-fn finish_frame(mut w: Vec<u8>) -> Vec<u8> {
-    let len = (w.len() - 4) as i32;
-    w[..4].copy_from_slice(&len.to_be_bytes());
-    w
 }
 
 /// A whole reply frame. Error replies carry no body, except where ZooKeeper sends one
