@@ -1,8 +1,8 @@
 //! Reply bodies (server to client) and whole reply frames.
 
 use crate::codes::{OpCode, STATE_SYNC_CONNECTED};
-use crate::jute::{DecodeError, Reader, Record, Writer};
 use crate::frame::finish_frame;
+use crate::jute::{DecodeError, Reader, Record, Writer};
 use crate::records::*;
 
 /// A reply body for an `err == 0` reply. Error replies have no body.

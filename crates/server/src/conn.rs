@@ -22,6 +22,9 @@ pub const FOUR_LETTER_WORDS: &[&str] = &[
     "isro",
 ];
 
+/// Replies and notifications queued for one connection before it counts as not reading.
+const OUTBOUND_MESSAGES_MAX: usize = 100_000;
+
 /// A connection that does not finish its handshake in this time is dropped, as in ZooKeeper.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -44,15 +47,21 @@ pub(crate) async fn serve(
         First::FourLetter(command) => return four_letter(stream, addr, command, driver).await,
         First::Connect(request) => request,
     };
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let opened = driver.send(ToDriver::Open { conn, addr, tx }).await.is_ok()
+    let (tx, mut rx) = mpsc::channel(OUTBOUND_MESSAGES_MAX);
+    let (kill, killed) = oneshot::channel();
+    let opened = driver.send(ToDriver::Open { conn, addr, tx, kill }).await.is_ok()
         && driver
             .send(ToDriver::Input(Input::Connect { conn, addr: addr.ip(), request }, Instant::now()))
             .await
             .is_ok();
     if opened {
-        if let Err(reason) = pump(&mut stream, &mut buf, conn, &driver, &mut rx, &config).await {
-            tracing::debug!(%addr, conn = conn.0, reason, "connection closed");
+        tokio::select! {
+            result = pump(&mut stream, &mut buf, conn, &driver, &mut rx, &config) => {
+                if let Err(reason) = result {
+                    tracing::debug!(%addr, conn = conn.0, reason, "connection closed");
+                }
+            }
+            _ = killed => {}
         }
     }
     let _ = driver.send(ToDriver::Input(Input::Disconnected { conn }, Instant::now())).await;
@@ -104,7 +113,7 @@ async fn pump(
     buf: &mut Vec<u8>,
     conn: ConnId,
     driver: &mpsc::Sender<ToDriver>,
-    rx: &mut mpsc::UnboundedReceiver<Outbound>,
+    rx: &mut mpsc::Receiver<Outbound>,
     config: &Config,
 ) -> Result<(), String> {
     let (mut reader, mut writer) = stream.split();

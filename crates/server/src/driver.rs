@@ -18,7 +18,8 @@ pub(crate) enum ToDriver {
     Open {
         conn: ConnId,
         addr: SocketAddr,
-        tx: mpsc::UnboundedSender<Outbound>,
+        tx: mpsc::Sender<Outbound>,
+        kill: oneshot::Sender<()>,
     },
     /// An input for the replica, with the time its frame was read (for latency stats).
     Input(Input, Instant),
@@ -40,7 +41,9 @@ pub(crate) enum Outbound {
 
 pub(crate) struct ConnHandle {
     pub addr: SocketAddr,
-    pub tx: mpsc::UnboundedSender<Outbound>,
+    pub tx: mpsc::Sender<Outbound>,
+    /// Fired when the client stops reading: its task drops the socket even mid-write.
+    pub kill: Option<oneshot::Sender<()>>,
     pub stats: ConnStats,
 }
 
@@ -111,8 +114,8 @@ impl Driver {
 
     fn handle(&mut self, message: ToDriver) {
         match message {
-            ToDriver::Open { conn, addr, tx } => {
-                self.conns.insert(conn, ConnHandle { addr, tx, stats: ConnStats::new(wall_ms()) });
+            ToDriver::Open { conn, addr, tx, kill } => {
+                self.conns.insert(conn, ConnHandle { addr, tx, kill: Some(kill), stats: ConnStats::new(wall_ms()) });
             }
             ToDriver::Input(input, received) => {
                 if let Input::Request { conn, xid, request } = &input {
@@ -169,7 +172,14 @@ impl Driver {
                     self.packets_sent += 1;
                     c.stats.sent += 1;
                 }
-                let _ = c.tx.send(message);
+                if let Err(mpsc::error::TrySendError::Full(_)) = c.tx.try_send(message) {
+                    // The driver never waits for one client: a client that lets this much
+                    // pile up unread loses its connection (its session lives on).
+                    tracing::warn!(conn = conn.0, addr = %c.addr, "client is not reading its replies: connection closed");
+                    if let Some(kill) = c.kill.take() {
+                        let _ = kill.send(());
+                    }
+                }
             }
         }
     }
