@@ -80,6 +80,26 @@ impl OpCode {
         })
     }
 
+    /// Whether requests with this opcode change the tree and so become transactions (which
+    /// take a zxid even when they fail).
+    pub fn is_write(self) -> bool {
+        use OpCode::*;
+        matches!(
+            self,
+            Create
+                | Create2
+                | CreateContainer
+                | CreateTtl
+                | Delete
+                | SetData
+                | SetAcl
+                | Check
+                | Multi
+                | Reconfig
+                | CloseSession
+        )
+    }
+
     /// The four-letter short name `cons` shows for the last operation of a connection.
     pub fn short_name(self) -> &'static str {
         use OpCode::*;

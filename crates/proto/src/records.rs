@@ -50,11 +50,12 @@ record!(MultiHeader { opcode: i32, done: bool, err: i32 });
 record!(WatcherEvent { event_type: i32, state: i32, path: String });
 record!(ErrorResponse { err: i32 });
 record!(AuthPacket { auth_type: i32, scheme: String, auth: Vec<u8> });
-record!(CreateRequest { path: String, data: Vec<u8>, acl: Vec<Acl>, flags: i32 });
-record!(CreateTtlRequest { path: String, data: Vec<u8>, acl: Vec<Acl>, flags: i32, ttl: i64 });
+// Znode data is a nullable buffer: ZooKeeper keeps null apart from empty and returns it as null.
+record!(CreateRequest { path: String, data: Option<Vec<u8>>, acl: Vec<Acl>, flags: i32 });
+record!(CreateTtlRequest { path: String, data: Option<Vec<u8>>, acl: Vec<Acl>, flags: i32, ttl: i64 });
 record!(DeleteRequest { path: String, version: i32 });
 record!(PathWatchRequest { path: String, watch: bool });
-record!(SetDataRequest { path: String, data: Vec<u8>, version: i32 });
+record!(SetDataRequest { path: String, data: Option<Vec<u8>>, version: i32 });
 record!(PathRequest { path: String });
 record!(SetAclRequest { path: String, acl: Vec<Acl>, version: i32 });
 record!(CheckVersionRequest { path: String, version: i32 });

@@ -89,21 +89,7 @@ impl Request {
 
     /// Whether the request changes the tree (and so becomes a transaction).
     pub fn is_write(&self) -> bool {
-        use Request::*;
-        matches!(
-            self,
-            Create(_)
-                | Create2(_)
-                | CreateContainer(_)
-                | CreateTtl(_)
-                | Delete(_)
-                | SetData(_)
-                | SetAcl(_)
-                | Check(_)
-                | Multi(_)
-                | Reconfig(_)
-                | CloseSession
-        )
+        self.opcode().is_write()
     }
 
     /// Decodes the body that follows a request header with `opcode`.

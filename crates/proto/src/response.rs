@@ -17,7 +17,7 @@ pub enum Response {
     /// exists, setData, setACL.
     Stat(Stat),
     /// getData (and reconfig).
-    Data(Vec<u8>, Stat),
+    Data(Option<Vec<u8>>, Stat),
     Acl(Vec<Acl>, Stat),
     /// getChildren, getEphemerals.
     Children(Vec<String>),
@@ -39,7 +39,7 @@ pub enum MultiResult {
     Delete,
     SetData(Stat),
     Check,
-    GetData(Vec<u8>, Stat),
+    GetData(Option<Vec<u8>>, Stat),
     GetChildren(Vec<String>),
     /// A failed or rolled-back op: 0 for ops before the failing one, -2 after it.
     Error(i32),

@@ -320,22 +320,21 @@ impl Replica {
         let queued = !c.queue.is_empty();
         self.sessions.touch(session_id, self.now_ms);
         let closing = self.sessions.get(session_id).is_none_or(|s| s.closing);
+        // The ping reply always carries xid -2, whatever the ping had.
+        let xid = if matches!(request, Ok(Request::Ping)) { proto::xid::PING } else { xid };
         match request {
-            // A closing session takes no more writes; the refusal keeps its place in order.
-            request if closing && queued => {
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.queue.push_back(Queued::Read { xid, request });
-                }
+            // Auth and SASL are answered at once, as ZooKeeper's network layer does; the new
+            // identity applies to the requests after it.
+            Ok(Request::Auth(packet)) if !closing => self.auth(conn, xid, packet),
+            Ok(Request::Sasl(_)) if !closing => self.reply(conn, xid, 0, Ok(Response::Sasl(None))),
+            Ok(request) if request.is_write() && !closing => self.write(conn, session_id, xid, request),
+            // A write whose body does not decode is still a (failed) transaction in ZooKeeper.
+            Err(DecodeRequestError::Malformed { opcode, .. }) if opcode.is_write() && !closing => {
+                let txn = self.next_txn(session_id, TxnOp::Error { err: ErrorCode::MarshallingError });
+                self.propose(txn, Origin::Request { conn, xid, op: opcode, sub_ops: Vec::new() });
             }
-            _ if closing => self.reply(conn, xid, self.applied_zxid, Err(ErrorCode::SessionExpired)),
-            // Pings and auth are answered at once, as ZooKeeper's network layer does: a ping
-            // must not wait behind slow writes, or the client would drop the connection.
-            Ok(Request::Ping) => self.reply(conn, proto::xid::PING, self.applied_zxid, Ok(Response::Empty)),
-            Ok(Request::Auth(packet)) => self.auth(conn, xid, packet),
-            Ok(Request::Sasl(_)) => self.reply(conn, xid, 0, Ok(Response::Sasl(None))),
-            Ok(request) if request.is_write() && !self.is_malformed_multi(&request) => {
-                self.write(conn, session_id, xid, request);
-            }
+            // Everything else (reads, pings, watch requests, and refusals for a closing
+            // session) waits for this connection's earlier writes, so replies keep request order.
             request if queued => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.queue.push_back(Queued::Read { xid, request });
@@ -343,11 +342,6 @@ impl Replica {
             }
             request => self.read(conn, xid, request),
         }
-    }
-
-    /// A multi may hold only writes (ZooKeeper answers MarshallingError otherwise).
-    fn is_malformed_multi(&self, request: &Request) -> bool {
-        matches!(request, Request::Multi(ops) if ops.iter().any(|op| !op.is_write()))
     }
 
     fn auth(&mut self, conn: ConnId, xid: i32, packet: proto::AuthPacket) {

@@ -101,6 +101,10 @@ impl<'a> Prep<'a> {
     /// multi, a `Multi` of error results), which still takes a zxid.
     pub fn request(&mut self, request: &Request) -> TxnOp {
         match request {
+            // A multi may hold only writes; ZooKeeper refuses it as a failed transaction.
+            Request::Multi(ops) if ops.iter().any(|op| !op.is_write()) => {
+                TxnOp::Error { err: ErrorCode::MarshallingError }
+            }
             Request::Multi(ops) => {
                 let mut txns = Vec::with_capacity(ops.len());
                 for (k, op) in ops.iter().enumerate() {
@@ -144,7 +148,7 @@ impl<'a> Prep<'a> {
         &mut self,
         op: OpCode,
         p: &str,
-        data: &[u8],
+        data: &Option<Vec<u8>>,
         acl: &[Acl],
         flags: i32,
         ttl: i64,
@@ -204,7 +208,7 @@ impl<'a> Prep<'a> {
             acl: acl.clone().into(),
         };
         self.set(&final_path, Some(view));
-        Ok(TxnOp::Create { path: final_path, data: data.to_vec(), acl, ephemeral_owner })
+        Ok(TxnOp::Create { path: final_path, data: data.clone(), acl, ephemeral_owner })
     }
 
     fn delete(&mut self, p: &str, version: i32) -> Result<TxnOp, ErrorCode> {
@@ -247,7 +251,7 @@ impl<'a> Prep<'a> {
         Ok(node)
     }
 
-    fn set_data(&mut self, p: &str, data: &[u8], version: i32) -> Result<TxnOp, ErrorCode> {
+    fn set_data(&mut self, p: &str, data: &Option<Vec<u8>>, version: i32) -> Result<TxnOp, ErrorCode> {
         let mut node = self.existing(p, perms::WRITE)?;
         if version != -1 && version != node.version {
             return Err(ErrorCode::BadVersion);
@@ -255,7 +259,7 @@ impl<'a> Prep<'a> {
         node.version = node.version.wrapping_add(1);
         let version = node.version;
         self.set(p, Some(node));
-        Ok(TxnOp::SetData { path: p.to_owned(), data: data.to_vec(), version })
+        Ok(TxnOp::SetData { path: p.to_owned(), data: data.clone(), version })
     }
 
     fn set_acl(&mut self, p: &str, acl: &[Acl], version: i32) -> Result<TxnOp, ErrorCode> {

@@ -23,10 +23,12 @@ impl Replica {
                 self.close(conn);
             }
             Err(DecodeRequestError::Malformed { .. }) => self.reply(conn, xid, zxid, Err(ErrorCode::MarshallingError)),
-            // A multiRead holding a write is refused with an empty result list, as in 3.8.
+            // A multiRead holding writes is refused, as in 3.8: with an empty result list when
+            // it holds only writes, without a body when it mixes reads and writes.
             Ok(Request::MultiRead(ops)) if ops.iter().any(Request::is_write) => {
                 let header = ReplyHeader { xid, zxid, err: ErrorCode::MarshallingError as i32 };
-                self.out.push(Output::Reply { conn, header, body: Some(Response::Multi(Vec::new())) });
+                let body = ops.iter().all(Request::is_write).then_some(Response::Multi(Vec::new()));
+                self.out.push(Output::Reply { conn, header, body });
             }
             Ok(request) => {
                 let result = self.execute(conn, &request);
@@ -67,7 +69,7 @@ impl Replica {
             }
             Request::GetData(r) => {
                 let node = self.readable(conn, &r.path, perms::READ)?;
-                let response = Response::Data(node.data.to_vec(), node.stat());
+                let response = Response::Data(node.data.as_deref().map(<[u8]>::to_vec), node.stat());
                 if r.watch {
                     self.tree.watches.add(conn, WatchKind::Data, &r.path);
                 }
@@ -109,6 +111,7 @@ impl Replica {
             }
             // Standalone sync has nothing to catch up with; it only keeps its place in order.
             Request::Sync(r) => Ok(Response::Path(r.path.clone())),
+            Request::Ping => Ok(Response::Empty),
             Request::WhoAmI => {
                 let auth = self.auth_of(conn);
                 let mut ids: Vec<ClientInfo> = auth
@@ -181,7 +184,7 @@ impl Replica {
                     .map(|op| match op {
                         Request::GetData(r) => self
                             .readable(conn, &r.path, perms::READ)
-                            .map(|n| MultiResult::GetData(n.data.to_vec(), n.stat()))
+                            .map(|n| MultiResult::GetData(n.data.as_deref().map(<[u8]>::to_vec), n.stat()))
                             .unwrap_or_else(|e| MultiResult::Error(e as i32)),
                         Request::GetChildren(r) => self
                             .readable(conn, &r.path, perms::READ)
@@ -192,7 +195,7 @@ impl Replica {
                     .collect();
                 Ok(Response::Multi(results))
             }
-            // Writes never reach here except a multi holding a read, which ZooKeeper refuses.
+            // Writes, auth and SASL are answered before they get here.
             _ => Err(ErrorCode::MarshallingError),
         }
     }

@@ -51,7 +51,7 @@ impl Harness {
 }
 
 fn create(path: &str, flags: i32) -> Request {
-    Request::Create(CreateRequest { path: path.into(), data: b"d".to_vec(), acl: tree::acl::open_acl(), flags })
+    Request::Create(CreateRequest { path: path.into(), data: Some(b"d".to_vec()), acl: tree::acl::open_acl(), flags })
 }
 
 fn reply_of(out: &[Output], want_xid: i32) -> &ReplyHeader {
@@ -71,7 +71,7 @@ fn watch_event_precedes_the_reply_of_the_write_that_fired_it() {
     h.send(1, 1, create("/w", 0));
     h.send(1, 2, Request::GetData(PathWatchRequest { path: "/w".into(), watch: true }));
     h.send(2, 1, Request::GetData(PathWatchRequest { path: "/w".into(), watch: true }));
-    let out = h.send(1, 3, Request::SetData(SetDataRequest { path: "/w".into(), data: vec![], version: -1 }));
+    let out = h.send(1, 3, Request::SetData(SetDataRequest { path: "/w".into(), data: None, version: -1 }));
     let kinds: Vec<String> = out
         .iter()
         .map(|o| match o {
@@ -82,7 +82,7 @@ fn watch_event_precedes_the_reply_of_the_write_that_fired_it() {
         .collect();
     assert_eq!(kinds, ["notify 1 NodeDataChanged", "notify 2 NodeDataChanged", "reply 1 3"]);
     // One-shot: a second change notifies nobody.
-    let out = h.send(1, 4, Request::SetData(SetDataRequest { path: "/w".into(), data: vec![], version: -1 }));
+    let out = h.send(1, 4, Request::SetData(SetDataRequest { path: "/w".into(), data: None, version: -1 }));
     assert!(out.iter().all(|o| !matches!(o, Output::Notify { .. })));
 }
 
@@ -162,14 +162,14 @@ fn arb_request() -> impl Strategy<Value = Request> {
     prop_oneof![
         (path.clone(), 0..8i32).prop_map(|(p, flags)| Request::Create(CreateRequest {
             path: p,
-            data: vec![1],
+            data: Some(vec![1]),
             acl: tree::acl::open_acl(),
             flags
         })),
         (path.clone(), -1..2i32).prop_map(|(p, version)| Request::Delete(DeleteRequest { path: p, version })),
         (path.clone(), -1..2i32).prop_map(|(p, version)| Request::SetData(SetDataRequest {
             path: p,
-            data: vec![2],
+            data: Some(vec![2]),
             version
         })),
         (path.clone(), any::<bool>()).prop_map(|(p, watch)| Request::GetData(PathWatchRequest { path: p, watch })),
@@ -180,7 +180,7 @@ fn arb_request() -> impl Strategy<Value = Request> {
             ops.into_iter()
                 .map(|(p, flags)| Request::Create(CreateRequest {
                     path: p,
-                    data: vec![],
+                    data: None,
                     acl: tree::acl::open_acl(),
                     flags
                 }))

@@ -32,6 +32,14 @@ fn dir_size(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// A `kB` field of a `/proc` file such as `/proc/meminfo`.
+fn kib_field(file: &str, key: &str) -> u64 {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|text| text.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
 fn open_fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
 }
@@ -189,18 +197,43 @@ impl Driver {
         )
     }
 
+    /// ZooKeeper's keys in ZooKeeper's order. The `java.*` ones have no meaning here and say
+    /// `<NA>`, as ZooKeeper does for an unset property; memory is the process's resident size
+    /// (`total`) and the machine's available and physical memory (`free`, `max`).
     fn envi(&self) -> String {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let os_version = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
         let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
-        let user = std::env::var("USER").unwrap_or_default();
-        let home = std::env::var("HOME").unwrap_or_default();
-        format!(
-            "Environment:\nzookeeper.version={VERSION}\nhost.name={}\nos.name={}\nos.arch={}\nuser.name={user}\nuser.home={home}\nuser.dir={cwd}\nwarren.pid={}\n",
-            host.trim(),
-            std::env::consts::OS,
-            std::env::consts::ARCH,
-            std::process::id()
-        )
+        let env = |k: &str| std::env::var(k).unwrap_or_default();
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            other => other,
+        };
+        let rows = [
+            ("zookeeper.version", VERSION.to_owned()),
+            ("host.name", host.trim().to_owned()),
+            ("java.version", "<NA>".into()),
+            ("java.vendor", "<NA>".into()),
+            ("java.home", "<NA>".into()),
+            ("java.class.path", "<NA>".into()),
+            ("java.library.path", "<NA>".into()),
+            ("java.io.tmpdir", std::env::temp_dir().display().to_string()),
+            ("java.compiler", "<NA>".into()),
+            ("os.name", "Linux".into()),
+            ("os.arch", arch.into()),
+            ("os.version", os_version.trim().to_owned()),
+            ("user.name", env("USER")),
+            ("user.home", env("HOME")),
+            ("user.dir", cwd),
+            ("os.memory.free", format!("{}MB", kib_field("/proc/meminfo", "MemAvailable:") / 1024)),
+            ("os.memory.max", format!("{}MB", kib_field("/proc/meminfo", "MemTotal:") / 1024)),
+            ("os.memory.total", format!("{}MB", kib_field("/proc/self/status", "VmRSS:") / 1024)),
+        ];
+        let mut s = String::from("Environment:\n");
+        for (k, v) in rows {
+            let _ = writeln!(s, "{k}={v}");
+        }
+        s
     }
 
     fn mntr(&self) -> String {

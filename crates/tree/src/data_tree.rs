@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct Node {
-    pub data: Box<[u8]>,
+    /// `None` is ZooKeeper's null data, returned as null (clients such as Java's may send it).
+    pub data: Option<Box<[u8]>>,
     pub acl: Arc<[Acl]>,
     pub czxid: i64,
     pub mzxid: i64,
@@ -30,9 +31,9 @@ pub struct Node {
 }
 
 impl Node {
-    fn new(data: &[u8], acl: Arc<[Acl]>, zxid: i64, time_ms: i64, ephemeral_owner: i64) -> Node {
+    fn new(data: Option<&[u8]>, acl: Arc<[Acl]>, zxid: i64, time_ms: i64, ephemeral_owner: i64) -> Node {
         Node {
-            data: data.into(),
+            data: data.map(Into::into),
             acl,
             czxid: zxid,
             mzxid: zxid,
@@ -45,6 +46,10 @@ impl Node {
             ephemeral_owner,
             children: BTreeSet::new(),
         }
+    }
+
+    pub fn data_len(&self) -> usize {
+        self.data.as_ref().map_or(0, |d| d.len())
     }
 
     pub fn cversion(&self) -> i32 {
@@ -62,7 +67,7 @@ impl Node {
             aversion: self.aversion,
             // Container and TTL marks are internal; clients see 0.
             ephemeral_owner: owner::session(self.ephemeral_owner).unwrap_or(0),
-            data_length: self.data.len() as i32,
+            data_length: self.data_len() as i32,
             num_children: self.children.len() as i32,
             pzxid: self.pzxid,
         }
@@ -126,7 +131,7 @@ impl DataTree {
         for (p, acl) in
             [(path::ROOT, &open), (path::ZOOKEEPER, &open), (path::QUOTA, &open), (path::CONFIG, &read_only)]
         {
-            tree.insert_node(p, Node::new(b"", acl.clone(), 0, 0, 0));
+            tree.insert_node(p, Node::new(Some(b""), acl.clone(), 0, 0, 0));
         }
         // ZooKeeper sets the config node's ACL in a way that leaves aversion at -1.
         if let Some(config) = tree.nodes.get_mut(path::CONFIG) {
@@ -136,7 +141,7 @@ impl DataTree {
     }
 
     fn insert_node(&mut self, p: &str, node: Node) {
-        self.data_size += (p.len() + node.data.len()) as u64;
+        self.data_size += (p.len() + node.data_len()) as u64;
         if p != path::ROOT {
             if let Some(parent) = self.nodes.get_mut(path::parent(p)) {
                 parent.children.insert(path::name(p).into());
@@ -219,7 +224,7 @@ impl DataTree {
                 parent.child_creates = parent.child_creates.wrapping_add(1);
                 parent.pzxid = txn.zxid;
                 let acl = self.acls.intern(acl);
-                let node = Node::new(data, acl, txn.zxid, txn.time_ms, *ephemeral_owner);
+                let node = Node::new(data.as_deref(), acl, txn.zxid, txn.time_ms, *ephemeral_owner);
                 let stat = node.stat();
                 self.insert_node(p, node);
                 self.notify(EventType::NodeCreated, p, events);
@@ -234,8 +239,8 @@ impl DataTree {
                 let Some(node) = self.nodes.get_mut(p.as_str()) else {
                     return OpResult::Failed(ErrorCode::NoNode);
                 };
-                self.data_size = self.data_size + data.len() as u64 - node.data.len() as u64;
-                node.data = data.as_slice().into();
+                self.data_size = self.data_size + data.as_ref().map_or(0, Vec::len) as u64 - node.data_len() as u64;
+                node.data = data.as_deref().map(Into::into);
                 node.version = *version;
                 node.mzxid = txn.zxid;
                 node.mtime = txn.time_ms;
@@ -262,7 +267,7 @@ impl DataTree {
         let Some(node) = self.nodes.remove(p) else {
             return;
         };
-        self.data_size -= (p.len() + node.data.len()) as u64;
+        self.data_size -= (p.len() + node.data_len()) as u64;
         if let Some(session) = owner::session(node.ephemeral_owner) {
             if let Some(set) = self.ephemerals.get_mut(&session) {
                 set.remove(p);

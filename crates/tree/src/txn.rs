@@ -29,7 +29,7 @@ pub enum TxnOp {
     /// `ephemeral_owner` is the raw owner: a session id, or the container or TTL marker.
     Create {
         path: String,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         acl: Vec<Acl>,
         ephemeral_owner: i64,
     },
@@ -39,7 +39,7 @@ pub enum TxnOp {
     /// `version` is the node's version after this write.
     SetData {
         path: String,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         version: i32,
     },
     /// `aversion` is the node's ACL version after this write.

@@ -129,7 +129,9 @@ fn open_acl() -> Vec<proto::Acl> {
 /// Creates the znodes (or resets their data if they exist).
 async fn fill(args: &BenchArgs) -> anyhow::Result<()> {
     let mut s = Session::open(&args.server).await?;
-    let create = |path: String, data: Vec<u8>| Request::Create(CreateRequest { path, data, acl: open_acl(), flags: 0 });
+    let create = |path: String, data: Vec<u8>| {
+        Request::Create(CreateRequest { path, data: Some(data), acl: open_acl(), flags: 0 })
+    };
     s.call_all(&[create(ROOT.into(), vec![])], ErrorCode::NodeExists).await?;
     let data = vec![b'x'; args.size];
     for chunk in (0..args.nodes).collect::<Vec<_>>().chunks(256) {
@@ -159,7 +161,7 @@ async fn drive(
         let path = node_path(rng as usize % args.nodes);
         let request = match args.workload {
             Workload::Read => Request::GetData(PathWatchRequest { path, watch: false }),
-            Workload::Write => Request::SetData(SetDataRequest { path, data: data.clone(), version: -1 }),
+            Workload::Write => Request::SetData(SetDataRequest { path, data: Some(data.clone()), version: -1 }),
         };
         s.frame(&request)
     };
