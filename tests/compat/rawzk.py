@@ -405,7 +405,10 @@ class RawClient:
     def __init__(self, host, port, timeout=5.0):
         self.host, self.port = host, port
         self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:     # the server may already have closed it (e.g. maxClientCnxns)
+            pass
         self.timeout = timeout
         self.xid = 0
         self.events = []         # notifications collected while waiting in call()

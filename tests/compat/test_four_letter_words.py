@@ -206,3 +206,29 @@ def test_default_whitelist_is_srvr_only(server_factory):
     assert srv.four_letter("srvr").startswith("Zookeeper version: 3.8.")
     for cmd in ("ruok", "stat", "conf", "mntr"):
         assert srv.four_letter(cmd) == "%s is not executed because it is not in the whitelist.\n" % cmd
+
+
+def test_dump(server, base):
+    with rawzk.connect(server) as c:
+        assert c.create(base + "/eph", flags=rawzk.Mode.EPHEMERAL).err == 0
+        sid = "0x%x" % c.session_id
+        out = server.four_letter("dump")
+        lines = out.split("\n")
+        assert lines[0] == "SessionTracker dump:"
+        assert re.fullmatch(r"Session Sets \(\d+\)/\(\d+\):", lines[1]), lines[1]
+        assert "ephemeral nodes dump:" in lines
+        i = lines.index("ephemeral nodes dump:")
+        assert re.fullmatch(r"Sessions with Ephemerals \(\d+\):", lines[i + 1])
+        j = lines.index(sid + ":")
+        assert j > i and lines[j + 1] == "\t" + base + "/eph"
+        # the session appears (tab-indented) under an expiry bucket of the tracker
+        assert "\t" + sid in lines[2:i]
+
+
+def test_four_letters_only_first_on_fresh_connection(server):
+    # after a handshake the same bytes are just a (huge) length: connection dropped
+    with rawzk.connect(server) as c:
+        c.send_raw(b"ruok")
+        assert c.wait_closed(5) == []
+    # an unknown 4-byte sequence on a fresh connection is a length too: no text at all
+    assert server.four_letter("abcd") == ""

@@ -1,4 +1,6 @@
 """Every client operation: results, errors and Stat maintenance (protocol doc sections 5-9, 12)."""
+import time
+
 import pytest
 from kazoo.exceptions import (BadArgumentsError, BadVersionError, NoAuthError,
                               NoChildrenForEphemeralsError, NodeExistsError, NoNodeError,
@@ -166,6 +168,7 @@ def test_stat_maintenance_raw(server, base):
         assert (st.version, st.cversion, st.aversion, st.ephemeralOwner) == (0, 0, 0, 0)
         assert (st.dataLength, st.numChildren) == (3, 0)
         assert st.ctime == st.mtime
+        assert abs(st.ctime - time.time() * 1000) < 60000     # ms since the epoch
 
         r2 = c.set_data(p, b"hello")
         z2 = r2.zxid

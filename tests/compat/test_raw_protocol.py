@@ -202,6 +202,24 @@ def test_misc_conn_ops(server, base):
         r = c.call(Op.GET_ALL_CHILDREN_NUMBER, rawzk.path_req(base)).reader()
         assert r.int() == 3
         assert c.call(Op.GET_ALL_CHILDREN_NUMBER, rawzk.path_req(base + "/none")).err == Err.NO_NODE
+        # a null, empty, blank or "/" prefix returns all of this session's ephemerals
+        for prefix in (None, "", "  ", "/"):
+            r = c.call(Op.GET_EPHEMERALS, rawzk.path_req(prefix)).reader()
+            assert sorted(r.vector(r.ustring)) == [base + "/e1", base + "/k/e2"], repr(prefix)
+
+
+def test_null_data_and_empty_vectors(server, base):
+    with rawzk.connect(server) as c:
+        # a null data buffer is stored and returned as null (-1), b"" as empty (0)
+        rep = c.call(Op.CREATE, rawzk.ustr(base + "/null") + rawzk.buf(None)
+                     + rawzk.acl_vec(rawzk.OPEN_ACL) + rawzk.i32(0))
+        assert rep.err == 0
+        assert c.get_data(base + "/null").body[:4] == rawzk.i32(-1)
+        assert c.get_data(base + "/null").data_stat()[1].dataLength == 0
+        assert c.create(base + "/empty", b"").err == 0
+        assert c.get_data(base + "/empty").body[:4] == rawzk.i32(0)
+        # no children: an empty vector, not a null one
+        assert c.get_children(base + "/empty").body == rawzk.i32(0)
 
 
 def test_failed_writes_consume_zxids_exactly(server_factory):

@@ -6,7 +6,7 @@ import pytest
 from kazoo.protocol.states import KazooState
 
 import rawzk
-from rawzk import Err, Ev, Mode, Op, SYNC_CONNECTED
+from rawzk import Ev, Mode, Op, SYNC_CONNECTED
 
 
 @pytest.mark.parametrize("requested,negotiated", [(100, 400), (400, 400), (5000, 5000),
@@ -135,10 +135,10 @@ def test_silent_session_expires(server, kazoo_factory, base):
 
 
 def test_pings_keep_session_alive(server, base):
-    with rawzk.connect(server, timeout_ms=400) as c:
+    with rawzk.connect(server, timeout_ms=800) as c:
         e = base + "/eph"
         assert c.create(e, flags=Mode.EPHEMERAL).err == 0
-        end = time.monotonic() + 1.5
+        end = time.monotonic() + 2.0      # well past the 800 ms timeout
         while time.monotonic() < end:
             rep = c.ping()
             assert rep.xid == rawzk.XID_PING and rep.err == 0 and rep.body == b""
@@ -181,3 +181,36 @@ def test_kazoo_session_expired_on_refused_resume(server, kazoo_factory):
     finally:
         c.stop()
         c.close()
+
+
+def test_max_client_cnxns(server_factory):
+    """Connections beyond maxClientCnxns per client IP are closed immediately."""
+    srv = server_factory({"maxClientCnxns": "3"})
+    conns = [rawzk.connect(srv) for _ in range(3)]
+    try:
+        try:
+            extra = rawzk.RawClient(srv.host, srv.port)
+        except OSError:
+            extra = None      # closed so fast that connect() itself saw EPIPE/ECONNRESET
+        if extra is not None:
+            with extra:
+                try:
+                    extra.send_frame(rawzk.connect_req(timeout=5000))
+                except OSError:
+                    pass
+                assert extra.wait_closed(5) == []
+        for c in conns:
+            assert c.ping().err == 0
+        conns.pop().close()
+        deadline = time.monotonic() + 5
+        while True:          # the freed slot becomes usable once the server noticed the close
+            try:
+                with rawzk.connect(srv) as again:
+                    assert again.ping().err == 0
+                break
+            except (rawzk.Closed, OSError, AssertionError):
+                assert time.monotonic() < deadline, "slot not freed"
+                time.sleep(0.1)
+    finally:
+        for c in conns:
+            c.close()
