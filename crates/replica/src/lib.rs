@@ -267,7 +267,7 @@ impl Replica {
             let session_id = self.sessions.create(passwd, timeout_ms, self.now_ms, conn);
             self.bind(conn, session_id);
             tracing::info!(session = format_args!("{session_id:#x}"), timeout_ms, %addr, "session opened");
-            let txn = self.next_txn(session_id, TxnOp::CreateSession { timeout_ms });
+            let txn = self.next_txn(session_id, TxnOp::CreateSession { timeout_ms, passwd });
             self.propose(txn, Origin::Connect { conn, read_only });
             return;
         }

@@ -5,6 +5,7 @@
 //! session leaves behind. Applying it therefore needs no validation and cannot fail, and
 //! every replica that applies the same transactions in zxid order ends with the same tree.
 
+use proto::jute::{DecodeError, Reader, Record, Writer};
 use proto::{Acl, ErrorCode};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,8 +20,10 @@ pub struct Txn {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxnOp {
+    /// The password is kept so that a restarted server still knows the session.
     CreateSession {
         timeout_ms: i32,
+        passwd: [u8; 16],
     },
     /// Ends a session; its ephemeral nodes, listed, are deleted in the same transaction.
     CloseSession {
@@ -59,6 +62,110 @@ pub enum TxnOp {
     Multi(Vec<TxnOp>),
 }
 
+// Transactions on disk: `zxid, time_ms, session_id` then the op as a type tag (ZooKeeper's
+// opcode for it) and its fields, all in Jute. A multi is its count, then its ops.
+impl Record for Txn {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Txn { zxid: r.i64()?, time_ms: r.i64()?, session_id: r.i64()?, op: TxnOp::decode(r)? })
+    }
+
+    fn encode(&self, w: &mut Vec<u8>) {
+        w.put_i64(self.zxid);
+        w.put_i64(self.time_ms);
+        w.put_i64(self.session_id);
+        self.op.encode(w);
+    }
+}
+
+impl Record for TxnOp {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.i32()? {
+            -10 => {
+                let timeout_ms = r.i32()?;
+                let passwd = Vec::<u8>::decode(r)?;
+                let passwd =
+                    passwd.try_into().map_err(|_| DecodeError::Unsupported { what: "password length", value: -1 })?;
+                TxnOp::CreateSession { timeout_ms, passwd }
+            }
+            -11 => TxnOp::CloseSession { ephemerals: Record::decode(r)? },
+            1 => TxnOp::Create {
+                path: Record::decode(r)?,
+                data: Record::decode(r)?,
+                acl: Record::decode(r)?,
+                ephemeral_owner: r.i64()?,
+            },
+            2 => TxnOp::Delete { path: Record::decode(r)? },
+            5 => TxnOp::SetData { path: Record::decode(r)?, data: Record::decode(r)?, version: r.i32()? },
+            7 => TxnOp::SetAcl { path: Record::decode(r)?, acl: Record::decode(r)?, aversion: r.i32()? },
+            13 => TxnOp::Check { path: Record::decode(r)? },
+            -1 => {
+                let code = r.i32()?;
+                TxnOp::Error {
+                    err: ErrorCode::from_i32(code)
+                        .ok_or(DecodeError::Unsupported { what: "error code", value: code })?,
+                }
+            }
+            14 => {
+                let n = r.count()?;
+                TxnOp::Multi((0..n).map(|_| TxnOp::decode(r)).collect::<Result<_, _>>()?)
+            }
+            other => return Err(DecodeError::Unsupported { what: "transaction type", value: other }),
+        })
+    }
+
+    fn encode(&self, w: &mut Vec<u8>) {
+        match self {
+            TxnOp::CreateSession { timeout_ms, passwd } => {
+                w.put_i32(-10);
+                w.put_i32(*timeout_ms);
+                w.put_buffer(Some(passwd));
+            }
+            TxnOp::CloseSession { ephemerals } => {
+                w.put_i32(-11);
+                ephemerals.encode(w);
+            }
+            TxnOp::Create { path, data, acl, ephemeral_owner } => {
+                w.put_i32(1);
+                path.encode(w);
+                data.encode(w);
+                acl.encode(w);
+                w.put_i64(*ephemeral_owner);
+            }
+            TxnOp::Delete { path } => {
+                w.put_i32(2);
+                path.encode(w);
+            }
+            TxnOp::SetData { path, data, version } => {
+                w.put_i32(5);
+                path.encode(w);
+                data.encode(w);
+                w.put_i32(*version);
+            }
+            TxnOp::SetAcl { path, acl, aversion } => {
+                w.put_i32(7);
+                path.encode(w);
+                acl.encode(w);
+                w.put_i32(*aversion);
+            }
+            TxnOp::Check { path } => {
+                w.put_i32(13);
+                path.encode(w);
+            }
+            TxnOp::Error { err } => {
+                w.put_i32(-1);
+                w.put_i32(*err as i32);
+            }
+            TxnOp::Multi(ops) => {
+                w.put_i32(14);
+                w.put_count(ops.len());
+                for op in ops {
+                    op.encode(w);
+                }
+            }
+        }
+    }
+}
+
 /// Raw `ephemeral_owner` values with a meaning other than a session (ZooKeeper's `EphemeralType`).
 pub mod owner {
     /// The owner of a container node.
@@ -79,5 +186,32 @@ pub mod owner {
     /// The session, if the owner is one (what clients see as `ephemeralOwner`).
     pub fn session(owner: i64) -> Option<i64> {
         (owner != 0 && owner != CONTAINER && ttl_ms(owner).is_none()).then_some(owner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transactions_round_trip() {
+        let acl = crate::acl::open_acl();
+        let ops = vec![
+            TxnOp::CreateSession { timeout_ms: 4000, passwd: [7; 16] },
+            TxnOp::CloseSession { ephemerals: vec!["/a".into(), "/b".into()] },
+            TxnOp::Create { path: "/a".into(), data: None, acl: acl.clone(), ephemeral_owner: owner::ttl(5) },
+            TxnOp::Delete { path: "/a".into() },
+            TxnOp::SetData { path: "/a".into(), data: Some(vec![1, 2]), version: 3 },
+            TxnOp::SetAcl { path: "/a".into(), acl, aversion: 1 },
+            TxnOp::Check { path: "/a".into() },
+            TxnOp::Error { err: ErrorCode::NoNode },
+        ];
+        let mut all = ops.clone();
+        all.push(TxnOp::Multi(ops));
+        for op in all {
+            let txn = Txn { zxid: 0x1_0000_0002, time_ms: 1_700_000_000_000, session_id: -5, op };
+            assert_eq!(Txn::from_bytes(&txn.to_bytes()), Ok(txn));
+        }
+        assert!(Txn::from_bytes(&[0; 30]).is_err());
     }
 }

@@ -1,0 +1,45 @@
+//! Warren's storage: the write-ahead transaction log and the snapshot files, reached only
+//! through the [`Disk`] trait so that tests can tear writes, fail fsyncs and fill the disk.
+//!
+//! This crate knows bytes and zxids, not transactions: callers hand it opaque payloads
+//! keyed by zxid. It never panics on what it reads; damage is an error naming the file
+//! and offset, except a torn tail, which is cut and reported.
+//!
+//! # Fault model
+//!
+//! A write that was not followed by a successful fsync may be lost, in whole or in part,
+//! and its sectors may persist in any order. An fsynced write is never lost. Renames of
+//! fsynced files are atomic once the directory is fsynced. Bits may flip at rest; every
+//! record is checksummed so that this is detected, never served.
+//!
+//! # Log format
+//!
+//! The log is a sequence of segment files in one directory, named `log.<zxid>` after the
+//! first zxid they hold (16 lowercase hex digits, so that names sort as zxids do).
+//!
+//! ```text
+//! segment  = header batch* zero*
+//! header   = magic "WARRENLG" | version u32 (1) | reserved u32 (0) | first zxid i64     (24 bytes)
+//! batch    = length u32 | crc32c(body) u32 | body                                       (length = body bytes)
+//! body     = count u32 | entry{count}
+//! entry    = zxid i64 | length u32 | payload
+//! ```
+//!
+//! All integers are big-endian. A batch is one group commit: everything written before one
+//! fsync. Segments are preallocated (extended with zeros) so that appends do not change the
+//! file size; a zero length marks the end of the written part.
+//!
+//! On recovery the first batch that is not whole and valid ends the log. If nothing but
+//! zeros follows it, it was a torn write that was never acknowledged (acknowledgement waits
+//! for the fsync): it is cut and reported. If anything else follows it, the log is damaged
+//! in the middle, and recovery stops with an error naming the file and offset.
+//!
+//! New files (segments, snapshots) are written under a temporary name, fsynced, renamed,
+//! and the directory is fsynced, so a crash leaves either the whole file or none of it.
+
+mod disk;
+mod log;
+pub mod mem;
+
+pub use disk::{Disk, DiskFile, OsDisk};
+pub use log::{Recovery, TailCut, Wal, WalError, WalOptions};

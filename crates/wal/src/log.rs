@@ -1,0 +1,274 @@
+//! The transaction log: segments of checksummed batches (format in the crate docs).
+
+use crate::disk::{Disk, DiskFile};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+const MAGIC: &[u8; 8] = b"WARRENLG";
+const VERSION: u32 = 1;
+const HEADER_BYTES: u64 = 24;
+/// A batch larger than this is damage, not data.
+const BATCH_BYTES_MAX: u32 = 256 << 20;
+
+#[derive(Debug, Error)]
+pub enum WalError {
+    #[error("{op} {}: {source}", path.display())]
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("{}: damaged at byte {offset}: {reason}", path.display())]
+    Corrupt { path: PathBuf, offset: u64, reason: String },
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> WalError + 'a {
+    move |source| WalError::Io { op, path: path.to_owned(), source }
+}
+
+#[derive(Debug, Clone)]
+pub struct WalOptions {
+    /// A segment that has grown past this starts the next one (ZooKeeper's `preAllocSize`).
+    pub segment_bytes: u64,
+    /// Zeros written ahead of the data, so that appends do not change the file size.
+    pub preallocate_bytes: u64,
+    /// `forceSync=no` turns fsync off: faster, and not durable against power loss.
+    pub force_sync: bool,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions { segment_bytes: 64 << 20, preallocate_bytes: 64 << 20, force_sync: true }
+    }
+}
+
+/// A torn write cut from the end of the log at recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TailCut {
+    pub file: PathBuf,
+    pub offset: u64,
+    /// Non-zero bytes that were dropped.
+    pub bytes: u64,
+}
+
+/// What recovery found: every entry after the requested zxid, in order.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    pub entries: Vec<(i64, Vec<u8>)>,
+    pub cut: Option<TailCut>,
+    /// The last zxid in the log (0 when empty).
+    pub last_zxid: i64,
+}
+
+struct Segment<F> {
+    file: F,
+    path: PathBuf,
+    /// Where the next batch goes.
+    end: u64,
+}
+
+pub struct Wal<D: Disk> {
+    disk: D,
+    dir: PathBuf,
+    options: WalOptions,
+    segment: Option<Segment<D::File>>,
+    last_zxid: i64,
+}
+
+pub fn segment_name(first_zxid: i64) -> String {
+    format!("log.{first_zxid:016x}")
+}
+
+fn parse_segment_name(name: &str) -> Option<i64> {
+    let hex = name.strip_prefix("log.")?;
+    (hex.len() == 16).then(|| u64::from_str_radix(hex, 16).ok().map(|z| z as i64)).flatten()
+}
+
+fn be_u32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+fn be_i64(b: &[u8]) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    i64::from_be_bytes(a)
+}
+
+/// Encodes one batch (one group commit).
+fn encode_batch(entries: &[(i64, Vec<u8>)]) -> Vec<u8> {
+    let body_len: usize = 4 + entries.iter().map(|(_, p)| 12 + p.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(8 + body_len);
+    out.extend_from_slice(&(body_len as u32).to_be_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+    for (zxid, payload) in entries {
+        out.extend_from_slice(&zxid.to_be_bytes());
+        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        out.extend_from_slice(payload);
+    }
+    let crc = crc32c::crc32c(&out[8..]);
+    out[4..8].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// Decodes a batch body already checked by its CRC; `None` if its structure is wrong.
+fn decode_body(body: &[u8]) -> Option<Vec<(i64, Vec<u8>)>> {
+    let count = be_u32(body.get(..4)?) as usize;
+    let mut entries = Vec::with_capacity(count.min(body.len() / 12));
+    let mut at = 4;
+    for _ in 0..count {
+        let head = body.get(at..at + 12)?;
+        let (zxid, len) = (be_i64(head), be_u32(&head[8..]) as usize);
+        entries.push((zxid, body.get(at + 12..at + 12 + len)?.to_vec()));
+        at += 12 + len;
+    }
+    (at == body.len()).then_some(entries)
+}
+
+/// How scanning one segment ended.
+enum Scan {
+    /// Only zeros (or nothing) after the last batch.
+    Clean,
+    /// A bad batch at `end` with only zeros after it: a torn, unacknowledged write.
+    Torn { end: u64, bytes: u64 },
+}
+
+fn scan_segment(path: &Path, data: &[u8], entries: &mut Vec<(i64, Vec<u8>)>) -> Result<Scan, WalError> {
+    let corrupt =
+        |offset: u64, reason: &str| WalError::Corrupt { path: path.to_owned(), offset, reason: reason.to_owned() };
+    if data.len() < HEADER_BYTES as usize || &data[..8] != MAGIC {
+        return Err(corrupt(0, "not a Warren log segment (bad header)"));
+    }
+    if be_u32(&data[8..]) != VERSION {
+        return Err(corrupt(8, "unsupported log version"));
+    }
+    let mut at = HEADER_BYTES as usize;
+    loop {
+        let rest = &data[at..];
+        if rest.len() < 8 || be_u32(rest) == 0 {
+            // The written part ends here; what follows must be preallocated zeros.
+            return match rest.iter().position(|b| *b != 0) {
+                None => Ok(Scan::Clean),
+                Some(i) if rest.len() >= 8 => Err(corrupt((at + i) as u64, "data after the end of the log")),
+                Some(_) => Ok(Scan::Torn { end: at as u64, bytes: rest.iter().filter(|b| **b != 0).count() as u64 }),
+            };
+        }
+        let len = be_u32(rest);
+        let whole = len <= BATCH_BYTES_MAX && rest.len() >= 8 + len as usize;
+        let valid = whole && {
+            let body = &rest[8..8 + len as usize];
+            crc32c::crc32c(body) == be_u32(&rest[4..])
+        };
+        if !valid {
+            // Torn only if nothing was written after this batch's extent.
+            let extent = if whole { 8 + len as usize } else { rest.len() };
+            if rest[extent..].iter().any(|b| *b != 0) {
+                return Err(corrupt(at as u64, "checksum mismatch in the middle of the log"));
+            }
+            let bytes = rest[..extent].iter().filter(|b| **b != 0).count() as u64;
+            return Ok(Scan::Torn { end: at as u64, bytes });
+        }
+        let body = &rest[8..8 + len as usize];
+        let batch = decode_body(body).ok_or_else(|| corrupt(at as u64, "malformed batch"))?;
+        for (zxid, payload) in batch {
+            if entries.last().is_some_and(|(last, _)| zxid <= *last) {
+                return Err(corrupt(at as u64, "zxids out of order"));
+            }
+            entries.push((zxid, payload));
+        }
+        at += 8 + len as usize;
+    }
+}
+
+impl<D: Disk> Wal<D> {
+    /// Opens the log in `dir` (creating it if needed) and reads every entry after
+    /// `after_zxid`. A torn tail is cut; damage anywhere else is an error.
+    pub fn open(disk: D, dir: &Path, options: WalOptions, after_zxid: i64) -> Result<(Wal<D>, Recovery), WalError> {
+        disk.create_dir_all(dir).map_err(io("creating", dir))?;
+        let mut segments: Vec<(i64, String)> = disk
+            .list(dir)
+            .map_err(io("listing", dir))?
+            .into_iter()
+            .filter_map(|name| parse_segment_name(&name).map(|z| (z, name)))
+            .collect();
+        segments.sort();
+        let mut all = Vec::new();
+        let mut cut = None;
+        let last = segments.len().saturating_sub(1);
+        for (i, (_, name)) in segments.iter().enumerate() {
+            let path = dir.join(name);
+            let data = disk.read(&path).map_err(io("reading", &path))?;
+            match scan_segment(&path, &data, &mut all)? {
+                Scan::Clean => {}
+                Scan::Torn { end, bytes } if i == last => {
+                    let mut file = disk.open(&path).map_err(io("opening", &path))?;
+                    file.set_len(end).map_err(io("cutting the torn tail of", &path))?;
+                    file.sync().map_err(io("cutting the torn tail of", &path))?;
+                    tracing::warn!(file = %path.display(), offset = end, bytes, "cut a torn write from the end of the log");
+                    cut = Some(TailCut { file: path.clone(), offset: end, bytes });
+                }
+                Scan::Torn { end, .. } => {
+                    return Err(WalError::Corrupt {
+                        path,
+                        offset: end,
+                        reason: "damaged batch before the last segment".into(),
+                    })
+                }
+            }
+        }
+        let last_zxid = all.last().map_or(0, |(z, _)| *z);
+        let entries = all.into_iter().filter(|(z, _)| *z > after_zxid).collect();
+        let wal = Wal { disk, dir: dir.to_owned(), options, segment: None, last_zxid };
+        Ok((wal, Recovery { entries, cut, last_zxid }))
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    fn roll(&mut self, first_zxid: i64) -> Result<(), WalError> {
+        // Only the last segment may have a torn tail, even with fsync off.
+        if let Some(old) = self.segment.as_mut() {
+            old.file.sync().map_err(io("fsyncing", &old.path))?;
+        }
+        let path = self.dir.join(segment_name(first_zxid));
+        let mut header = Vec::with_capacity(HEADER_BYTES as usize);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&VERSION.to_be_bytes());
+        header.extend_from_slice(&0u32.to_be_bytes());
+        header.extend_from_slice(&first_zxid.to_be_bytes());
+        self.disk.write_atomic(&path, &header).map_err(io("creating", &path))?;
+        let mut file = self.disk.open(&path).map_err(io("opening", &path))?;
+        file.set_len(HEADER_BYTES + self.options.preallocate_bytes).map_err(io("preallocating", &path))?;
+        self.segment = Some(Segment { file, path, end: HEADER_BYTES });
+        Ok(())
+    }
+
+    /// Appends one batch and makes it durable (unless fsync is off). On error nothing of the
+    /// batch counts: call [`Wal::repair`] before appending again.
+    pub fn append(&mut self, entries: &[(i64, Vec<u8>)]) -> Result<(), WalError> {
+        let Some((first, _)) = entries.first() else { return Ok(()) };
+        if self.segment.as_ref().is_none_or(|s| s.end >= self.options.segment_bytes) {
+            self.roll(*first)?;
+        }
+        let batch = encode_batch(entries);
+        let force_sync = self.options.force_sync;
+        let Some(segment) = self.segment.as_mut() else { unreachable!("rolled above") };
+        segment.file.write_at(segment.end, &batch).map_err(io("writing", &segment.path))?;
+        if force_sync {
+            segment.file.sync().map_err(io("fsyncing", &segment.path))?;
+        }
+        segment.end += batch.len() as u64;
+        self.last_zxid = entries.last().map_or(self.last_zxid, |(z, _)| *z);
+        Ok(())
+    }
+
+    /// After a failed append: removes whatever part of the failed batch reached the file
+    /// and closes the segment, so that the failed entries can never reappear and the next
+    /// append starts a fresh segment.
+    pub fn repair(&mut self) -> Result<(), WalError> {
+        if let Some(segment) = self.segment.as_mut() {
+            segment.file.set_len(segment.end).map_err(io("repairing", &segment.path))?;
+            segment.file.sync().map_err(io("repairing", &segment.path))?;
+        }
+        // Only once the file is clean: a failed repair keeps the segment for the next try.
+        self.segment = None;
+        Ok(())
+    }
+}
