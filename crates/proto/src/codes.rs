@@ -138,6 +138,8 @@ impl OpCode {
 #[repr(i32)]
 pub enum ErrorCode {
     Ok = 0,
+    /// Sent when the server cannot make a write durable (its log failed).
+    SystemError = -1,
     RuntimeInconsistency = -2,
     DataInconsistency = -3,
     ConnectionLoss = -4,
@@ -172,6 +174,7 @@ impl ErrorCode {
         use ErrorCode::*;
         Some(match v {
             0 => Ok,
+            -1 => SystemError,
             -2 => RuntimeInconsistency,
             -3 => DataInconsistency,
             -4 => ConnectionLoss,

@@ -83,6 +83,10 @@ pub enum Input {
     Persisted {
         zxid: i64,
     },
+    /// The log could not make the pending transactions durable: they fail, and writes are
+    /// refused until [`Input::LogHealthy`].
+    LogFailed,
+    LogHealthy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +169,9 @@ pub struct Replica {
     now_ms: i64,
     next_reap_ms: i64,
     out: Vec<Output>,
+    log_healthy: bool,
+    /// Bumped at every log failure; appends of an older generation are stale.
+    log_generation: u64,
 }
 
 impl Replica {
@@ -182,7 +189,28 @@ impl Replica {
             rng: ChaCha8Rng::seed_from_u64(seed),
             now_ms,
             out: Vec::new(),
+            log_healthy: true,
+            log_generation: 0,
         }
+    }
+
+    /// Replays transactions read back from storage (after a restart), in zxid order.
+    pub fn recover(&mut self, txns: impl IntoIterator<Item = Txn>) {
+        for txn in txns {
+            debug_assert!(txn.zxid > self.applied_zxid, "the log keeps zxid order");
+            self.tree.apply(&txn);
+            self.session_effects(&txn);
+            self.applied_zxid = txn.zxid;
+            self.prepared_zxid = txn.zxid;
+        }
+    }
+
+    pub fn log_healthy(&self) -> bool {
+        self.log_healthy
+    }
+
+    pub fn log_generation(&self) -> u64 {
+        self.log_generation
     }
 
     pub fn tree(&self) -> &DataTree {
@@ -220,6 +248,8 @@ impl Replica {
             Input::Disconnected { conn } => self.disconnected(conn),
             Input::Tick => self.tick(),
             Input::Persisted { zxid } => self.persisted(zxid),
+            Input::LogFailed => self.log_failed(),
+            Input::LogHealthy => self.log_healthy = true,
         }
         std::mem::take(&mut self.out)
     }
@@ -261,6 +291,11 @@ impl Replica {
         let timeout_ms =
             request.timeout_ms.clamp(self.config.min_session_timeout_ms, self.config.max_session_timeout_ms);
         let read_only = request.read_only.map(|_| false);
+        if request.session_id == 0 && !self.log_healthy {
+            // A new session is a write; the client will retry (or try another server).
+            self.close(conn);
+            return;
+        }
         if request.session_id == 0 {
             let mut passwd = [0u8; 16];
             self.rng.fill_bytes(&mut passwd);
@@ -327,9 +362,11 @@ impl Replica {
             // identity applies to the requests after it.
             Ok(Request::Auth(packet)) if !closing => self.auth(conn, xid, packet),
             Ok(Request::Sasl(_)) if !closing => self.reply(conn, xid, 0, Ok(Response::Sasl(None))),
-            Ok(request) if request.is_write() && !closing => self.write(conn, session_id, xid, request),
+            Ok(request) if request.is_write() && !closing && self.log_healthy => {
+                self.write(conn, session_id, xid, request)
+            }
             // A write whose body does not decode is still a (failed) transaction in ZooKeeper.
-            Err(DecodeRequestError::Malformed { opcode, .. }) if opcode.is_write() && !closing => {
+            Err(DecodeRequestError::Malformed { opcode, .. }) if opcode.is_write() && !closing && self.log_healthy => {
                 let txn = self.next_txn(session_id, TxnOp::Error { err: ErrorCode::MarshallingError });
                 self.propose(txn, Origin::Request { conn, xid, op: opcode, sub_ops: Vec::new() });
             }
@@ -434,11 +471,7 @@ impl Replica {
         let (result, events) = self.tree.apply(&txn);
         self.applied_zxid = txn.zxid;
         self.pending.retire(txn.zxid);
-        if let TxnOp::CloseSession { .. } = txn.op {
-            if let Some(s) = self.sessions.remove(txn.session_id) {
-                tracing::info!(session = format_args!("{:#x}", s.id), "session closed");
-            }
-        }
+        self.session_effects(&txn);
         for n in events {
             self.out.push(Output::Notify { conn: n.conn, event: n.event, path: n.path });
         }
@@ -503,7 +536,54 @@ impl Replica {
         }
     }
 
+    fn session_effects(&mut self, txn: &Txn) {
+        match txn.op {
+            TxnOp::CreateSession { timeout_ms, passwd } => {
+                self.sessions.restore(txn.session_id, passwd, timeout_ms, self.now_ms);
+            }
+            TxnOp::CloseSession { .. } => {
+                if let Some(s) = self.sessions.remove(txn.session_id) {
+                    tracing::info!(session = format_args!("{:#x}", s.id), "session closed");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Every transaction not yet durable fails: its client gets an error (a new session's
+    /// client is disconnected), and prepared state rolls back to the applied tree.
+    fn log_failed(&mut self) {
+        self.log_healthy = false;
+        self.log_generation += 1;
+        self.pending = Pending::default();
+        self.prepared_zxid = self.applied_zxid;
+        for InFlight { txn, origin } in std::mem::take(&mut self.in_flight) {
+            if let TxnOp::CloseSession { .. } = txn.op {
+                // The session lives on; a later close or expiry tries again.
+                if let Some(s) = self.sessions.get_mut(txn.session_id) {
+                    s.closing = false;
+                }
+            }
+            match origin {
+                Origin::Server => {}
+                Origin::Connect { conn, .. } => {
+                    self.sessions.remove(txn.session_id);
+                    self.close(conn);
+                    self.drain(conn, txn.zxid);
+                }
+                Origin::Request { conn, xid, .. } => {
+                    self.reply(conn, xid, self.applied_zxid, Err(ErrorCode::SystemError));
+                    self.drain(conn, txn.zxid);
+                }
+            }
+        }
+    }
+
     fn tick(&mut self) {
+        if !self.log_healthy {
+            // Expiry and reaping are writes; they wait for the log.
+            return;
+        }
         for session_id in self.sessions.expired(self.now_ms) {
             let conn = self.sessions.get_mut(session_id).and_then(|s| {
                 s.closing = true;

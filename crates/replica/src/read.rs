@@ -195,7 +195,9 @@ impl Replica {
                     .collect();
                 Ok(Response::Multi(results))
             }
-            // Writes, auth and SASL are answered before they get here.
+            // Writes get here only while the log is failed: they cannot be made durable.
+            _ if request.is_write() => Err(ErrorCode::SystemError),
+            // Auth and SASL are answered before they get here.
             _ => Err(ErrorCode::MarshallingError),
         }
     }

@@ -49,6 +49,14 @@ impl Sessions {
         id
     }
 
+    /// A session known from the log after a restart: its clock starts again now, as in
+    /// ZooKeeper, so that its client has the whole timeout to reconnect.
+    pub fn restore(&mut self, id: i64, passwd: [u8; 16], timeout_ms: i32, now_ms: i64) {
+        let deadline_ms = self.deadline(now_ms, timeout_ms);
+        self.sessions.entry(id).or_insert(Session { id, passwd, timeout_ms, deadline_ms, conn: None, closing: false });
+        self.next_id = self.next_id.max(id);
+    }
+
     pub fn get(&self, id: i64) -> Option<&Session> {
         self.sessions.get(&id)
     }

@@ -61,6 +61,8 @@ pub struct Config {
     pub container_check_interval_ms: i64,
     /// From `myid` in the data directory; 0 when standalone without one.
     pub server_id: u8,
+    /// `forceSync`: fsync the log before acknowledging writes (on by default).
+    pub force_sync: bool,
 }
 
 impl Default for Config {
@@ -83,6 +85,7 @@ impl Default for Config {
             ttl_enabled: true,
             container_check_interval_ms: 60_000,
             server_id: 0,
+            force_sync: true,
         }
     }
 }
@@ -137,7 +140,6 @@ const ACCEPTED_UNUSED: &[&str] = &[
     "reconfigEnabled",
     "preAllocSize",
     "snapCount",
-    "forceSync",
     "globalOutstandingLimit",
     "clientPortListenBacklog",
     "quorumListenOnAllIPs",
@@ -205,6 +207,7 @@ impl Config {
                 }
                 "DigestAuthenticationProvider.superDigest" => c.super_digest = Some(e.value.clone()),
                 "extendedTypesEnabled" => c.ttl_enabled = boolean()?,
+                "forceSync" => c.force_sync = boolean()?,
                 "znode.container.checkIntervalMs" => c.container_check_interval_ms = int()?.max(1),
                 "maxOutstandingPerConnection" => {
                     c.max_outstanding_per_conn = usize::try_from(int()?)

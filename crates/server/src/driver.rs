@@ -1,9 +1,10 @@
 //! The driver: the one task that owns the [`Replica`]. Connections send it inputs; it steps
 //! the replica with the wall clock and routes the outputs to the connections' queues.
-//! Transactions are applied once durable; this standalone build keeps them in memory, so
-//! each batch of inputs is followed by one `Persisted` for everything it appended.
+//! Transactions go to the disk thread once per batch of inputs; the replica applies and
+//! answers them when the disk thread reports them durable.
 
 use crate::stats::{ConnStats, Latency};
+use crate::storage::LogJob;
 use crate::Config;
 use proto::{ConnectResponse, EventType, ReplyHeader, Response};
 use replica::{ConnId, Input, Output, Replica};
@@ -28,6 +29,15 @@ pub(crate) enum ToDriver {
         addr: SocketAddr,
         reply: oneshot::Sender<String>,
     },
+    /// From the disk thread: everything up to `zxid` is durable.
+    Logged {
+        zxid: i64,
+    },
+    /// From the disk thread: the log failed; pending writes are lost.
+    LogFailed {
+        reason: String,
+    },
+    LogHealthy,
 }
 
 /// What the driver sends to a connection task; it encodes and writes them in order.
@@ -55,9 +65,12 @@ pub(crate) struct Driver {
     pub packets_received: u64,
     pub packets_sent: u64,
     pub started: Instant,
-    /// The highest zxid appended and not yet reported persisted.
-    appended_zxid: i64,
-    persisted_zxid: i64,
+    /// Transactions for the disk thread, sent once per batch of inputs.
+    to_log: Vec<tree::Txn>,
+    to_log_generation: u64,
+    log: std::sync::mpsc::Sender<LogJob>,
+    /// Why the log last failed, while it is failed.
+    pub log_error: Option<String>,
 }
 
 pub(crate) fn wall_ms() -> i64 {
@@ -65,26 +78,19 @@ pub(crate) fn wall_ms() -> i64 {
 }
 
 impl Driver {
-    pub fn new(config: Arc<Config>, seed: u64) -> Driver {
-        let replica_config = replica::Config {
-            server_id: config.server_id,
-            tick_ms: config.tick_ms,
-            min_session_timeout_ms: config.min_session_timeout_ms,
-            max_session_timeout_ms: config.max_session_timeout_ms,
-            ttl_enabled: config.ttl_enabled,
-            super_digest: config.super_digest.clone(),
-            container_check_interval_ms: config.container_check_interval_ms,
-        };
+    pub fn new(config: Arc<Config>, replica: Replica, log: std::sync::mpsc::Sender<LogJob>) -> Driver {
         Driver {
-            replica: Replica::new(replica_config, wall_ms(), seed),
+            replica,
             config,
             conns: BTreeMap::new(),
             latency: Latency::default(),
             packets_received: 0,
             packets_sent: 0,
             started: Instant::now(),
-            appended_zxid: 0,
-            persisted_zxid: 0,
+            to_log: Vec::new(),
+            to_log_generation: 0,
+            log,
+            log_error: None,
         }
     }
 
@@ -108,7 +114,7 @@ impl Driver {
                 }
                 _ = ticker.tick() => self.step(Input::Tick),
             }
-            self.persist();
+            self.flush_log();
         }
     }
 
@@ -136,14 +142,24 @@ impl Driver {
             ToDriver::FourLetter { command, addr, reply } => {
                 let _ = reply.send(self.four_letter(command, addr));
             }
+            ToDriver::Logged { zxid } => self.step(Input::Persisted { zxid }),
+            ToDriver::LogFailed { reason } => {
+                self.log_error = Some(reason);
+                self.step(Input::LogFailed);
+            }
+            ToDriver::LogHealthy => {
+                self.log_error = None;
+                self.step(Input::LogHealthy);
+            }
         }
     }
 
-    /// In-memory durability: everything appended is durable at once.
-    fn persist(&mut self) {
-        if self.appended_zxid > self.persisted_zxid {
-            self.persisted_zxid = self.appended_zxid;
-            self.step(Input::Persisted { zxid: self.persisted_zxid });
+    /// Hands the batch's transactions to the disk thread in one message.
+    fn flush_log(&mut self) {
+        if !self.to_log.is_empty() {
+            let job = LogJob { generation: self.to_log_generation, txns: std::mem::take(&mut self.to_log) };
+            // The disk thread lives as long as the process; if it is gone, writes simply stay pending.
+            let _ = self.log.send(job);
         }
     }
 
@@ -152,7 +168,12 @@ impl Driver {
         for output in self.replica.step(wall_ms(), input) {
             let (conn, message) = match output {
                 Output::Append { txn } => {
-                    self.appended_zxid = txn.zxid;
+                    let generation = self.replica.log_generation();
+                    if generation != self.to_log_generation {
+                        self.flush_log();
+                        self.to_log_generation = generation;
+                    }
+                    self.to_log.push(txn);
                     continue;
                 }
                 Output::Connected { conn, response } => (conn, Outbound::Connected(response)),

@@ -11,8 +11,10 @@ mod conn;
 mod driver;
 mod four_letter;
 mod stats;
+mod storage;
 
 pub use config::{Config, ConfigError, VERSION};
+pub use storage::RecoverError;
 
 use rand_core::RngCore;
 use replica::ConnId;
@@ -23,12 +25,36 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-/// Serves clients on `listener` until `shutdown` completes.
-pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Recover(#[from] RecoverError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Recovers the data from disk, then serves clients on `listener` until `shutdown` completes.
+pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
     let config = Arc::new(config);
+    let replica_config = replica::Config {
+        server_id: config.server_id,
+        tick_ms: config.tick_ms,
+        min_session_timeout_ms: config.min_session_timeout_ms,
+        max_session_timeout_ms: config.max_session_timeout_ms,
+        ttl_enabled: config.ttl_enabled,
+        super_digest: config.super_digest.clone(),
+        container_check_interval_ms: config.container_check_interval_ms,
+    };
+    let mut replica = replica::Replica::new(replica_config, driver::wall_ms(), rand_core::OsRng.next_u64());
+    let recovering = config.clone();
+    let (replica, wal) =
+        tokio::task::spawn_blocking(move || storage::recover(&recovering, &mut replica).map(|wal| (replica, wal)))
+            .await
+            .map_err(std::io::Error::other)??;
     let (driver_tx, driver_rx) = mpsc::channel(4096);
-    let seed = rand_core::OsRng.next_u64();
-    tokio::spawn(driver::Driver::new(config.clone(), seed).run(driver_rx));
+    let (log_tx, log_rx) = std::sync::mpsc::channel();
+    storage::spawn_disk_thread(wal, log_rx, driver_tx.clone())?;
+    tokio::spawn(driver::Driver::new(config.clone(), replica, log_tx).run(driver_rx));
     let (closed_tx, mut closed_rx) = mpsc::unbounded_channel::<IpAddr>();
     let mut per_address: HashMap<IpAddr, usize> = HashMap::new();
     let mut next_conn = 0u64;
