@@ -43,6 +43,13 @@ record!(
         pzxid: i64,
     }
 );
+impl Acl {
+    /// `world:anyone` with `perms`; with `perms::ALL` it is ZooKeeper's `OPEN_ACL_UNSAFE`.
+    pub fn anyone(perms: i32) -> Acl {
+        Acl { perms, id: Id { scheme: "world".into(), id: Some("anyone".into()) } }
+    }
+}
+
 record!(ClientInfo { auth_scheme: String, user: String });
 record!(RequestHeader { xid: i32, opcode: i32 });
 record!(ReplyHeader { xid: i32, zxid: i64, err: i32 });

@@ -63,6 +63,8 @@ pub struct Config {
     pub server_id: u8,
     /// `forceSync`: fsync the log before acknowledging writes (on by default).
     pub force_sync: bool,
+    /// `preAllocSize` (given in KiB): zeros written ahead in log segments.
+    pub preallocate_bytes: u64,
 }
 
 impl Default for Config {
@@ -86,6 +88,7 @@ impl Default for Config {
             container_check_interval_ms: 60_000,
             server_id: 0,
             force_sync: true,
+            preallocate_bytes: 64 << 20,
         }
     }
 }
@@ -138,7 +141,6 @@ const ACCEPTED_UNUSED: &[&str] = &[
     "metricsProvider.httpPort",
     "standaloneEnabled",
     "reconfigEnabled",
-    "preAllocSize",
     "snapCount",
     "globalOutstandingLimit",
     "clientPortListenBacklog",
@@ -208,6 +210,7 @@ impl Config {
                 "DigestAuthenticationProvider.superDigest" => c.super_digest = Some(e.value.clone()),
                 "extendedTypesEnabled" => c.ttl_enabled = boolean()?,
                 "forceSync" => c.force_sync = boolean()?,
+                "preAllocSize" => c.preallocate_bytes = u64::try_from(int()?).map_err(|_| bad("expected KiB"))? * 1024,
                 "znode.container.checkIntervalMs" => c.container_check_interval_ms = int()?.max(1),
                 "maxOutstandingPerConnection" => {
                     c.max_outstanding_per_conn = usize::try_from(int()?)

@@ -37,7 +37,11 @@ pub(crate) fn log_dir(config: &Config) -> PathBuf {
 }
 
 fn wal_options(config: &Config) -> WalOptions {
-    WalOptions { force_sync: config.force_sync, ..WalOptions::default() }
+    WalOptions {
+        force_sync: config.force_sync,
+        preallocate_bytes: config.preallocate_bytes,
+        segment_bytes: config.preallocate_bytes.max(1 << 20),
+    }
 }
 
 /// Reads the log and replays it into a fresh replica.

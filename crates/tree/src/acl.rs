@@ -35,7 +35,7 @@ pub fn id(scheme: &str, id: &str) -> Id {
 
 /// `world:anyone` with every permission: ZooKeeper's OPEN_ACL_UNSAFE.
 pub fn open_acl() -> Vec<Acl> {
-    vec![Acl { perms: perms::ALL, id: id("world", "anyone") }]
+    vec![Acl::anyone(perms::ALL)]
 }
 
 fn id_str(id: &Id) -> &str {

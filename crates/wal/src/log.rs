@@ -121,10 +121,20 @@ fn decode_body(body: &[u8]) -> Option<Vec<(i64, Vec<u8>)>> {
     (at == body.len()).then_some(entries)
 }
 
+/// The index of the first non-zero byte; word at a time, since most of a segment is
+/// preallocated zeros.
+fn first_non_zero(bytes: &[u8]) -> Option<usize> {
+    let words = bytes.chunks_exact(8);
+    let tail_start = bytes.len() - words.remainder().len();
+    let word = words.map(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])).position(|w| w != 0);
+    let from = word.map_or(tail_start, |i| i * 8);
+    bytes[from..].iter().position(|b| *b != 0).map(|i| from + i)
+}
+
 /// How scanning one segment ended.
 enum Scan {
-    /// Only zeros (or nothing) after the last batch.
-    Clean,
+    /// Only zeros (or nothing) after the last batch, which ends at `end`.
+    Clean { end: u64 },
     /// A bad batch at `end` with only zeros after it: a torn, unacknowledged write.
     Torn { end: u64, bytes: u64 },
 }
@@ -143,8 +153,8 @@ fn scan_segment(path: &Path, data: &[u8], entries: &mut Vec<(i64, Vec<u8>)>) -> 
         let rest = &data[at..];
         if rest.len() < 8 || be_u32(rest) == 0 {
             // The written part ends here; what follows must be preallocated zeros.
-            return match rest.iter().position(|b| *b != 0) {
-                None => Ok(Scan::Clean),
+            return match first_non_zero(rest) {
+                None => Ok(Scan::Clean { end: at as u64 }),
                 Some(i) if rest.len() >= 8 => Err(corrupt((at + i) as u64, "data after the end of the log")),
                 Some(_) => Ok(Scan::Torn { end: at as u64, bytes: rest.iter().filter(|b| **b != 0).count() as u64 }),
             };
@@ -158,7 +168,7 @@ fn scan_segment(path: &Path, data: &[u8], entries: &mut Vec<(i64, Vec<u8>)>) -> 
         if !valid {
             // Torn only if nothing was written after this batch's extent.
             let extent = if whole { 8 + len as usize } else { rest.len() };
-            if rest[extent..].iter().any(|b| *b != 0) {
+            if first_non_zero(&rest[extent..]).is_some() {
                 return Err(corrupt(at as u64, "checksum mismatch in the middle of the log"));
             }
             let bytes = rest[..extent].iter().filter(|b| **b != 0).count() as u64;
@@ -190,18 +200,20 @@ impl<D: Disk> Wal<D> {
         segments.sort();
         let mut all = Vec::new();
         let mut cut = None;
+        let mut open_segment = None;
         let last = segments.len().saturating_sub(1);
         for (i, (_, name)) in segments.iter().enumerate() {
             let path = dir.join(name);
             let data = disk.read(&path).map_err(io("reading", &path))?;
-            match scan_segment(&path, &data, &mut all)? {
-                Scan::Clean => {}
+            let end = match scan_segment(&path, &data, &mut all)? {
+                Scan::Clean { end } => end,
                 Scan::Torn { end, bytes } if i == last => {
                     let mut file = disk.open(&path).map_err(io("opening", &path))?;
                     file.set_len(end).map_err(io("cutting the torn tail of", &path))?;
                     file.sync().map_err(io("cutting the torn tail of", &path))?;
                     tracing::warn!(file = %path.display(), offset = end, bytes, "cut a torn write from the end of the log");
                     cut = Some(TailCut { file: path.clone(), offset: end, bytes });
+                    end
                 }
                 Scan::Torn { end, .. } => {
                     return Err(WalError::Corrupt {
@@ -210,11 +222,16 @@ impl<D: Disk> Wal<D> {
                         reason: "damaged batch before the last segment".into(),
                     })
                 }
+            };
+            // Appends continue in the last segment while it has room.
+            if i == last && end < options.segment_bytes {
+                let file = disk.open(&path).map_err(io("opening", &path))?;
+                open_segment = Some(Segment { file, path, end });
             }
         }
         let last_zxid = all.last().map_or(0, |(z, _)| *z);
         let entries = all.into_iter().filter(|(z, _)| *z > after_zxid).collect();
-        let wal = Wal { disk, dir: dir.to_owned(), options, segment: None, last_zxid };
+        let wal = Wal { disk, dir: dir.to_owned(), options, segment: open_segment, last_zxid };
         Ok((wal, Recovery { entries, cut, last_zxid }))
     }
 

@@ -122,15 +122,16 @@ fn node_path(i: usize) -> String {
     format!("{ROOT}/n{i:06}")
 }
 
-fn open_acl() -> Vec<proto::Acl> {
-    vec![proto::Acl { perms: proto::perms::ALL, id: proto::Id { scheme: "world".into(), id: Some("anyone".into()) } }]
-}
-
 /// Creates the znodes (or resets their data if they exist).
 async fn fill(args: &BenchArgs) -> anyhow::Result<()> {
     let mut s = Session::open(&args.server).await?;
     let create = |path: String, data: Vec<u8>| {
-        Request::Create(CreateRequest { path, data: Some(data), acl: open_acl(), flags: 0 })
+        Request::Create(CreateRequest {
+            path,
+            data: Some(data),
+            acl: vec![proto::Acl::anyone(proto::perms::ALL)],
+            flags: 0,
+        })
     };
     s.call_all(&[create(ROOT.into(), vec![])], ErrorCode::NodeExists).await?;
     let data = vec![b'x'; args.size];

@@ -9,6 +9,7 @@ pub struct Server {
     child: Child,
     pub port: u16,
     pub dir: tempfile::TempDir,
+    cfg: std::path::PathBuf,
 }
 
 impl Server {
@@ -22,26 +23,40 @@ impl Server {
             &cfg,
             format!(
                 "tickTime=200\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nminSessionTimeout=400\n\
-                 4lw.commands.whitelist=*\nznode.container.checkIntervalMs=200\n{extra}\n",
+                 4lw.commands.whitelist=*\nznode.container.checkIntervalMs=200\npreAllocSize=1024\n{extra}\n",
                 dir.path().join("data").display()
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_warren"))
-            .arg("server")
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let server = Server { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while server.four_letter("ruok") != "imok" {
-            assert!(Instant::now() < deadline, "server did not start: {}", server.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = spawn(&cfg, dir.path());
+        let server = Server { child, port, dir, cfg };
+        server.wait_ready();
         server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.four_letter("ruok") != "imok" {
+            assert!(Instant::now() < deadline, "server did not start: {}", self.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no shutdown code runs, as in a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port and data.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(&self.cfg, self.dir.path());
+        self.wait_ready();
     }
 
     pub fn address(&self) -> String {
@@ -62,6 +77,11 @@ impl Server {
         let _ = s.read_to_string(&mut out);
         out
     }
+}
+
+fn spawn(cfg: &std::path::Path, dir: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("server.log")).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_warren")).arg("server").arg(cfg).stdout(Stdio::null()).stderr(log).spawn().unwrap()
 }
 
 impl Drop for Server {
