@@ -1,4 +1,6 @@
 //! Starts the real `warren` binary on a free loopback port with its own data directory.
+// Each test binary uses a different part of this helper.
+#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
