@@ -98,14 +98,15 @@ pub struct Notification {
 
 #[derive(Debug)]
 pub struct DataTree {
-    nodes: BTreeMap<Box<str>, Node>,
-    acls: AclCache,
+    pub(crate) nodes: BTreeMap<Box<str>, Node>,
+    pub(crate) acls: AclCache,
     ephemerals: BTreeMap<i64, BTreeSet<String>>,
     containers: BTreeSet<String>,
     ttls: BTreeSet<String>,
     /// Sum of path and data lengths, as ZooKeeper's `approximateDataSize`.
     data_size: u64,
     pub watches: Watches,
+    pub(crate) snapshot: Option<crate::snapshot::SnapshotCursor>,
 }
 
 impl Default for DataTree {
@@ -117,15 +118,7 @@ impl Default for DataTree {
 impl DataTree {
     /// A fresh tree: `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`.
     pub fn new() -> DataTree {
-        let mut tree = DataTree {
-            nodes: BTreeMap::new(),
-            acls: AclCache::default(),
-            ephemerals: BTreeMap::new(),
-            containers: BTreeSet::new(),
-            ttls: BTreeSet::new(),
-            data_size: 0,
-            watches: Watches::default(),
-        };
+        let mut tree = DataTree::empty();
         let open = tree.acls.intern(&acl::open_acl());
         let read_only = tree.acls.intern(&[Acl { perms: perms::READ, id: acl::id("world", "anyone") }]);
         for (p, acl) in
@@ -140,7 +133,21 @@ impl DataTree {
         tree
     }
 
-    fn insert_node(&mut self, p: &str, node: Node) {
+    /// No nodes at all, not even the root: the start of loading a snapshot.
+    pub(crate) fn empty() -> DataTree {
+        DataTree {
+            nodes: BTreeMap::new(),
+            acls: AclCache::default(),
+            ephemerals: BTreeMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            data_size: 0,
+            watches: Watches::default(),
+            snapshot: None,
+        }
+    }
+
+    pub(crate) fn insert_node(&mut self, p: &str, node: Node) {
         self.data_size += (p.len() + node.data_len()) as u64;
         if p != path::ROOT {
             if let Some(parent) = self.nodes.get_mut(path::parent(p)) {
@@ -159,6 +166,11 @@ impl DataTree {
 
     pub fn node(&self, p: &str) -> Option<&Node> {
         self.nodes.get(p)
+    }
+
+    /// Every node with its path, in path order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
+        self.nodes.iter().map(|(p, n)| (&**p, n))
     }
 
     pub fn node_count(&self) -> usize {
@@ -218,6 +230,11 @@ impl DataTree {
                 if let Some(existing) = self.nodes.get(p.as_str()) {
                     return OpResult::Created { path: p.clone(), stat: existing.stat() };
                 }
+                if !self.nodes.contains_key(path::parent(p)) {
+                    return OpResult::Failed(ErrorCode::NoNode);
+                }
+                self.preserve(path::parent(p));
+                self.preserve(p);
                 let Some(parent) = self.nodes.get_mut(path::parent(p)) else {
                     return OpResult::Failed(ErrorCode::NoNode);
                 };
@@ -236,6 +253,7 @@ impl DataTree {
                 OpResult::Deleted
             }
             TxnOp::SetData { path: p, data, version } => {
+                self.preserve(p);
                 let Some(node) = self.nodes.get_mut(p.as_str()) else {
                     return OpResult::Failed(ErrorCode::NoNode);
                 };
@@ -249,6 +267,7 @@ impl DataTree {
                 OpResult::DataSet { stat }
             }
             TxnOp::SetAcl { path: p, acl, aversion } => {
+                self.preserve(p);
                 let acl = self.acls.intern(acl);
                 let Some(node) = self.nodes.get_mut(p.as_str()) else {
                     return OpResult::Failed(ErrorCode::NoNode);
@@ -264,6 +283,11 @@ impl DataTree {
     }
 
     fn delete(&mut self, zxid: i64, p: &str, events: &mut Vec<Notification>) {
+        if !self.nodes.contains_key(p) {
+            return;
+        }
+        self.preserve(p);
+        self.preserve(path::parent(p));
         let Some(node) = self.nodes.remove(p) else {
             return;
         };

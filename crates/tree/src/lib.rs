@@ -9,6 +9,7 @@
 pub mod acl;
 pub mod data_tree;
 pub mod path;
+mod snapshot;
 pub mod txn;
 pub mod watch;
 

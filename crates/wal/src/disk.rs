@@ -14,6 +14,8 @@ pub trait Disk: Send + 'static {
     /// Creates `path` holding `contents`, atomically and durably: a temporary file, fsync,
     /// rename, fsync of the directory.
     fn write_atomic(&self, path: &Path, contents: &[u8]) -> io::Result<()>;
+    /// Creates (or truncates) a file for writing.
+    fn create(&self, path: &Path) -> io::Result<Self::File>;
     /// Opens an existing file for writing in place.
     fn open(&self, path: &Path) -> io::Result<Self::File>;
     /// Renames durably (the directory is fsynced).
@@ -66,6 +68,10 @@ impl Disk for OsDisk {
         }
         std::fs::rename(&tmp, path)?;
         sync_dir(&parent(path))
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Self::File> {
+        std::fs::File::create(path)
     }
 
     fn open(&self, path: &Path) -> io::Result<Self::File> {

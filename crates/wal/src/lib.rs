@@ -34,12 +34,29 @@
 //! for the fsync): it is cut and reported. If anything else follows it, the log is damaged
 //! in the middle, and recovery stops with an error naming the file and offset.
 //!
+//! # Snapshot format
+//!
+//! Snapshots live in their own directory, named `snapshot.<zxid>` after the last
+//! transaction they contain (same hex form as log segments).
+//!
+//! ```text
+//! snapshot = header chunk* end
+//! header   = magic "WARRENSN" | version u32 (1) | reserved u32 (0) | zxid i64               (24 bytes)
+//! chunk    = length u32 (> 0) | crc32c(body) u32 | body
+//! end      = 0 u32 | crc32c of the chunk checksums u32 | chunk count u64
+//! ```
+//!
+//! Chunk bodies are opaque here (the replica's sessions, then the tree's nodes). A snapshot
+//! is valid only if every chunk verifies and the end record matches; one that does not is
+//! renamed `*.broken` (kept for inspection, never deleted) and the previous one is used.
+//!
 //! New files (segments, snapshots) are written under a temporary name, fsynced, renamed,
 //! and the directory is fsynced, so a crash leaves either the whole file or none of it.
 
 mod disk;
 mod log;
 pub mod mem;
+pub mod snapshot;
 
 pub use disk::{Disk, DiskFile, OsDisk};
 pub use log::{Recovery, TailCut, Wal, WalError, WalOptions};

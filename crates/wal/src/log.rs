@@ -18,7 +18,7 @@ pub enum WalError {
     Corrupt { path: PathBuf, offset: u64, reason: String },
 }
 
-fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> WalError + 'a {
+pub(crate) fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> WalError + 'a {
     move |source| WalError::Io { op, path: path.to_owned(), source }
 }
 

@@ -156,6 +156,11 @@ impl Disk for MemDisk {
         Ok(())
     }
 
+    fn create(&self, path: &Path) -> io::Result<MemFile> {
+        self.lock().files.insert(path.to_owned(), FileState::default());
+        Ok(MemFile { disk: self.clone(), path: path.to_owned() })
+    }
+
     fn open(&self, path: &Path) -> io::Result<MemFile> {
         if !self.lock().files.contains_key(path) {
             return Err(not_found(path));

@@ -1,0 +1,195 @@
+//! Consistent snapshots of the tree, serialized a chunk at a time while the tree keeps
+//! changing, so that a snapshot of millions of nodes never stalls the request pipeline.
+//!
+//! [`DataTree::begin_snapshot`] fixes the point in time (a zxid). Each
+//! [`DataTree::snapshot_chunk`] serializes the next nodes in path order, as they were at
+//! that zxid: before the tree changes, creates or deletes a node the snapshot has not
+//! reached yet, it keeps that node's pre-image (or its absence), and the snapshot uses the
+//! pre-image when it gets there. This is a copy-on-write of only what changes during the
+//! snapshot, not of the tree.
+//!
+//! Chunk format (Jute):
+//! `acl_lists vector<vector<ACL>>`, then `node_count int` and for each node
+//! `path ustring | data buffer (nullable) | acl index int | czxid mzxid pzxid ctime mtime long |
+//! version aversion child_creates int | ephemeral_owner long`.
+//! Parents come before their children (path order), so loading needs no second pass.
+
+use crate::data_tree::{DataTree, Node};
+use proto::jute::{DecodeError, Reader, Record, Writer};
+use proto::Acl;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub(crate) struct SnapshotCursor {
+    zxid: i64,
+    /// The last path serialized so far.
+    after: Option<Box<str>>,
+    /// Nodes ahead of the cursor as they were at `zxid`, for those changed since (`None`:
+    /// the node did not exist then).
+    pre_images: BTreeMap<Box<str>, Option<Node>>,
+}
+
+/// A node's own fields, without its children (they are other records).
+fn image(node: &Node) -> Node {
+    Node {
+        data: node.data.clone(),
+        acl: node.acl.clone(),
+        czxid: node.czxid,
+        mzxid: node.mzxid,
+        pzxid: node.pzxid,
+        ctime: node.ctime,
+        mtime: node.mtime,
+        version: node.version,
+        aversion: node.aversion,
+        child_creates: node.child_creates,
+        ephemeral_owner: node.ephemeral_owner,
+        children: BTreeSet::new(),
+    }
+}
+
+impl DataTree {
+    /// Starts a snapshot of the tree as it is now, which the caller knows to be `zxid`.
+    ///
+    /// # Panics
+    /// If a snapshot is already in progress: the caller takes one at a time.
+    pub fn begin_snapshot(&mut self, zxid: i64) {
+        assert!(self.snapshot.is_none(), "one snapshot at a time");
+        self.snapshot = Some(SnapshotCursor { zxid, after: None, pre_images: BTreeMap::new() });
+    }
+
+    /// The zxid of the snapshot in progress, if any.
+    pub fn snapshot_in_progress(&self) -> Option<i64> {
+        self.snapshot.as_ref().map(|s| s.zxid)
+    }
+
+    /// Must be called before `path`'s node is changed, created or deleted.
+    pub(crate) fn preserve(&mut self, path: &str) {
+        let Some(cursor) = self.snapshot.as_mut() else { return };
+        let ahead = cursor.after.as_deref().is_none_or(|after| path > after);
+        if ahead && !cursor.pre_images.contains_key(path) {
+            cursor.pre_images.insert(path.into(), self.nodes.get(path).map(image));
+        }
+    }
+
+    /// Serializes up to `max_nodes` further nodes. Returns the chunk and whether the
+    /// snapshot is complete (then it is over); `None` when no snapshot is in progress.
+    pub fn snapshot_chunk(&mut self, max_nodes: usize) -> Option<(Vec<u8>, bool)> {
+        let cursor = self.snapshot.as_ref()?;
+        let lower = match &cursor.after {
+            Some(after) => Bound::Excluded(&**after),
+            None => Bound::Unbounded,
+        };
+        let mut live = self.nodes.range::<str, _>((lower, Bound::Unbounded)).peekable();
+        let mut pre = cursor.pre_images.range::<str, _>((lower, Bound::Unbounded)).peekable();
+        let mut picked: Vec<(&str, &Node)> = Vec::with_capacity(max_nodes);
+        let mut last: Option<&str> = None;
+        while picked.len() < max_nodes {
+            let next = match (live.peek(), pre.peek()) {
+                (None, None) => break,
+                (Some((lk, _)), Some((pk, _))) if pk <= lk => {
+                    if pk == lk {
+                        live.next();
+                    }
+                    let (k, v) = pre.next()?;
+                    (&**k, v.as_ref())
+                }
+                (Some(_), _) => live.next().map(|(k, v)| (&**k, Some(v)))?,
+                (None, Some(_)) => pre.next().map(|(k, v)| (&**k, v.as_ref()))?,
+            };
+            last = Some(next.0);
+            if let (path, Some(node)) = next {
+                picked.push((path, node));
+            }
+        }
+        let done = live.peek().is_none() && pre.peek().is_none();
+        let chunk = encode_chunk(&picked);
+        let last: Option<Box<str>> = last.map(Into::into);
+        if done {
+            self.snapshot = None;
+        } else if let (Some(cursor), Some(last)) = (self.snapshot.as_mut(), last) {
+            cursor.pre_images = cursor.pre_images.split_off(&*last);
+            cursor.pre_images.remove(&*last);
+            cursor.after = Some(last);
+        }
+        Some((chunk, done))
+    }
+
+    /// Rebuilds a tree from snapshot chunks, in order.
+    pub fn from_snapshot<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Result<DataTree, DecodeError> {
+        let mut tree = DataTree::empty();
+        for chunk in chunks {
+            let r = &mut Reader::new(chunk);
+            let lists: Vec<Vec<Acl>> = (0..r.count()?).map(|_| Vec::<Acl>::decode(r)).collect::<Result<_, _>>()?;
+            let lists: Vec<Arc<[Acl]>> = lists.iter().map(|l| tree.acls.intern(l)).collect();
+            for _ in 0..r.count()? {
+                let path: String = Record::decode(r)?;
+                let data: Option<Vec<u8>> = Record::decode(r)?;
+                let acl_index = r.i32()?;
+                let acl = lists
+                    .get(acl_index as usize)
+                    .cloned()
+                    .ok_or(DecodeError::Unsupported { what: "ACL index", value: acl_index })?;
+                let node = Node {
+                    data: data.map(Into::into),
+                    acl,
+                    czxid: r.i64()?,
+                    mzxid: r.i64()?,
+                    pzxid: r.i64()?,
+                    ctime: r.i64()?,
+                    mtime: r.i64()?,
+                    version: r.i32()?,
+                    aversion: r.i32()?,
+                    child_creates: r.i32()?,
+                    ephemeral_owner: r.i64()?,
+                    children: BTreeSet::new(),
+                };
+                let orphan = path != crate::path::ROOT && tree.node(crate::path::parent(&path)).is_none();
+                if orphan || tree.node(&path).is_some() || !path.starts_with('/') {
+                    return Err(DecodeError::Unsupported { what: "node without parent or out of order", value: 0 });
+                }
+                tree.insert_node(&path, node);
+            }
+        }
+        if tree.node(crate::path::ROOT).is_none() {
+            return Err(DecodeError::Unsupported { what: "snapshot without a root", value: 0 });
+        }
+        Ok(tree)
+    }
+}
+
+fn encode_chunk(nodes: &[(&str, &Node)]) -> Vec<u8> {
+    // ACL lists are shared (interned); each chunk carries the lists its nodes use.
+    let mut lists: Vec<&Arc<[Acl]>> = Vec::new();
+    let mut indexes = Vec::with_capacity(nodes.len());
+    for (_, n) in nodes {
+        let index = match lists.iter().position(|l| Arc::ptr_eq(l, &n.acl)) {
+            Some(i) => i,
+            None => {
+                lists.push(&n.acl);
+                lists.len() - 1
+            }
+        };
+        indexes.push(index as i32);
+    }
+    let mut w = Vec::with_capacity(nodes.len() * 96);
+    w.put_count(lists.len());
+    for list in &lists {
+        list.to_vec().encode(&mut w);
+    }
+    w.put_count(nodes.len());
+    for ((path, n), acl_index) in nodes.iter().zip(indexes) {
+        w.put_buffer(Some(path.as_bytes()));
+        w.put_buffer(n.data.as_deref());
+        w.put_i32(acl_index);
+        for v in [n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime] {
+            w.put_i64(v);
+        }
+        for v in [n.version, n.aversion, n.child_creates] {
+            w.put_i32(v);
+        }
+        w.put_i64(n.ephemeral_owner);
+    }
+    w
+}
