@@ -16,6 +16,9 @@
 mod prep;
 mod read;
 pub mod session;
+mod snapshot;
+
+pub use snapshot::SnapshotPart;
 
 use prep::{Pending, Prep};
 use proto::{
@@ -44,6 +47,8 @@ pub struct Config {
     pub super_digest: Option<String>,
     /// How often containers and TTL nodes are checked for removal.
     pub container_check_interval_ms: i64,
+    /// Transactions between snapshots, on average (ZooKeeper's `snapCount`).
+    pub snap_count: u64,
 }
 
 impl Default for Config {
@@ -56,6 +61,7 @@ impl Default for Config {
             ttl_enabled: true,
             super_digest: None,
             container_check_interval_ms: 60_000,
+            snap_count: 100_000,
         }
     }
 }
@@ -172,11 +178,14 @@ pub struct Replica {
     log_healthy: bool,
     /// Bumped at every log failure; appends of an older generation are stale.
     log_generation: u64,
+    txns_since_snapshot: u64,
+    snapshot_threshold: u64,
+    snapshot: Option<snapshot::SnapshotState>,
 }
 
 impl Replica {
     pub fn new(config: Config, now_ms: i64, seed: u64) -> Replica {
-        Replica {
+        let mut replica = Replica {
             sessions: Sessions::new(config.server_id, now_ms, config.tick_ms),
             next_reap_ms: now_ms + config.container_check_interval_ms,
             config,
@@ -191,7 +200,12 @@ impl Replica {
             out: Vec::new(),
             log_healthy: true,
             log_generation: 0,
-        }
+            txns_since_snapshot: 0,
+            snapshot_threshold: u64::MAX,
+            snapshot: None,
+        };
+        replica.snapshot_threshold = replica.next_snapshot_threshold();
+        replica
     }
 
     /// Replays transactions read back from storage (after a restart), in zxid order.
@@ -463,7 +477,9 @@ impl Replica {
                 break;
             };
             self.apply(flight);
+            self.txns_since_snapshot += 1;
         }
+        self.maybe_begin_snapshot();
     }
 
     fn apply(&mut self, flight: InFlight) {

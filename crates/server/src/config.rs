@@ -65,6 +65,12 @@ pub struct Config {
     pub force_sync: bool,
     /// `preAllocSize` (given in KiB): zeros written ahead in log segments.
     pub preallocate_bytes: u64,
+    /// `snapCount`: transactions between snapshots, on average.
+    pub snap_count: u64,
+    /// `autopurge.snapRetainCount`: snapshots kept by purging (at least 3, as in ZooKeeper).
+    pub snap_retain_count: usize,
+    /// `autopurge.purgeInterval` in hours; 0 (the default) never purges automatically.
+    pub purge_interval_hours: u64,
 }
 
 impl Default for Config {
@@ -89,6 +95,9 @@ impl Default for Config {
             server_id: 0,
             force_sync: true,
             preallocate_bytes: 64 << 20,
+            snap_count: 100_000,
+            snap_retain_count: 3,
+            purge_interval_hours: 0,
         }
     }
 }
@@ -132,8 +141,6 @@ const ACCEPTED_UNUSED: &[&str] = &[
     "syncLimit",
     "electionAlg",
     "secureClientPort",
-    "autopurge.snapRetainCount",
-    "autopurge.purgeInterval",
     "admin.enableServer",
     "admin.serverPort",
     "admin.serverAddress",
@@ -141,7 +148,6 @@ const ACCEPTED_UNUSED: &[&str] = &[
     "metricsProvider.httpPort",
     "standaloneEnabled",
     "reconfigEnabled",
-    "snapCount",
     "globalOutstandingLimit",
     "clientPortListenBacklog",
     "quorumListenOnAllIPs",
@@ -210,6 +216,16 @@ impl Config {
                 "DigestAuthenticationProvider.superDigest" => c.super_digest = Some(e.value.clone()),
                 "extendedTypesEnabled" => c.ttl_enabled = boolean()?,
                 "forceSync" => c.force_sync = boolean()?,
+                "snapCount" => {
+                    c.snap_count =
+                        u64::try_from(int()?).ok().filter(|v| *v >= 2).ok_or_else(|| bad("expected at least 2"))?
+                }
+                "autopurge.snapRetainCount" => {
+                    c.snap_retain_count = usize::try_from(int()?).map_err(|_| bad("expected a count"))?.max(3)
+                }
+                "autopurge.purgeInterval" => {
+                    c.purge_interval_hours = u64::try_from(int()?).map_err(|_| bad("expected hours"))?
+                }
                 "preAllocSize" => c.preallocate_bytes = u64::try_from(int()?).map_err(|_| bad("expected KiB"))? * 1024,
                 "znode.container.checkIntervalMs" => c.container_check_interval_ms = int()?.max(1),
                 "maxOutstandingPerConnection" => {

@@ -7,7 +7,7 @@ use crate::stats::{ConnStats, Latency};
 use crate::storage::LogJob;
 use crate::Config;
 use proto::{ConnectResponse, EventType, ReplyHeader, Response};
-use replica::{ConnId, Input, Output, Replica};
+use replica::{ConnId, Input, Output, Replica, SnapshotPart};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -94,13 +94,18 @@ impl Driver {
         }
     }
 
-    pub async fn run(mut self, mut rx: mpsc::Receiver<ToDriver>) {
+    /// Nodes serialized per snapshot chunk: small enough that requests wait at most a few
+    /// hundred microseconds behind one.
+    const SNAPSHOT_CHUNK_NODES: usize = 2000;
+
+    pub async fn run(mut self, mut rx: mpsc::Receiver<ToDriver>, snapshots: mpsc::Sender<SnapshotPart>) {
         // Ticks finer than tickTime so that expiry lands close to its deadline.
         let period = Duration::from_millis((self.config.tick_ms as u64 / 4).clamp(10, 500));
         let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                biased;
                 message = rx.recv() => {
                     let Some(message) = message else { return };
                     self.handle(message);
@@ -113,6 +118,14 @@ impl Driver {
                     }
                 }
                 _ = ticker.tick() => self.step(Input::Tick),
+                // Snapshot chunks are made only when requests are not waiting (`biased`
+                // order) and only as fast as the snapshot thread writes them.
+                permit = snapshots.reserve(), if self.replica.snapshot_in_progress() => {
+                    let (Ok(permit), Some(part)) = (permit, self.replica.snapshot_chunk(Self::SNAPSHOT_CHUNK_NODES)) else {
+                        continue;
+                    };
+                    permit.send(part);
+                }
             }
             self.flush_log();
         }

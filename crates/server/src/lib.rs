@@ -44,6 +44,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         ttl_enabled: config.ttl_enabled,
         super_digest: config.super_digest.clone(),
         container_check_interval_ms: config.container_check_interval_ms,
+        snap_count: config.snap_count,
     };
     let mut replica = replica::Replica::new(replica_config, driver::wall_ms(), rand_core::OsRng.next_u64());
     let recovering = config.clone();
@@ -54,7 +55,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let (driver_tx, driver_rx) = mpsc::channel(4096);
     let (log_tx, log_rx) = std::sync::mpsc::channel();
     storage::spawn_disk_thread(wal, log_rx, driver_tx.clone())?;
-    tokio::spawn(driver::Driver::new(config.clone(), replica, log_tx).run(driver_rx));
+    let (snapshot_tx, snapshot_rx) = mpsc::channel(4);
+    storage::spawn_snapshot_thread(config.clone(), snapshot_rx)?;
+    tokio::spawn(driver::Driver::new(config.clone(), replica, log_tx).run(driver_rx, snapshot_tx));
     let (closed_tx, mut closed_rx) = mpsc::unbounded_channel::<IpAddr>();
     let mut per_address: HashMap<IpAddr, usize> = HashMap::new();
     let mut next_conn = 0u64;

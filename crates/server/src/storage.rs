@@ -10,12 +10,14 @@
 use crate::driver::ToDriver;
 use crate::Config;
 use proto::Record;
-use replica::Replica;
+use replica::{Replica, SnapshotPart};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::mpsc;
 use tree::Txn;
+use wal::snapshot::{self, SnapshotWriter};
 use wal::{OsDisk, Wal, WalError, WalOptions};
 
 #[derive(Debug, Error)]
@@ -24,6 +26,8 @@ pub enum RecoverError {
     Wal(#[from] WalError),
     #[error("transaction log: entry {zxid:#x} does not decode: {reason}")]
     Decode { zxid: i64, reason: String },
+    #[error("transaction log: transactions {after:#x}..{first:#x} are missing after the snapshot")]
+    Gap { after: i64, first: i64 },
 }
 
 /// Transactions for the disk thread, all prepared under one log generation.
@@ -32,8 +36,12 @@ pub(crate) struct LogJob {
     pub txns: Vec<Txn>,
 }
 
-pub(crate) fn log_dir(config: &Config) -> PathBuf {
+pub fn log_dir(config: &Config) -> PathBuf {
     config.data_log_dir.join("warren").join("log")
+}
+
+pub fn snapshot_dir(config: &Config) -> PathBuf {
+    config.data_dir.join("warren").join("snapshot")
 }
 
 fn wal_options(config: &Config) -> WalOptions {
@@ -44,11 +52,36 @@ fn wal_options(config: &Config) -> WalOptions {
     }
 }
 
-/// Reads the log and replays it into a fresh replica.
+/// Loads the newest snapshot that verifies (setting damaged ones aside), then replays the
+/// log after it.
 pub(crate) fn recover(config: &Config, replica: &mut Replica) -> Result<Wal<OsDisk>, RecoverError> {
     let started = Instant::now();
+    snapshot::remove_unfinished(&OsDisk, &snapshot_dir(config))?;
+    for (zxid, path) in snapshot::list(&OsDisk, &snapshot_dir(config))? {
+        let loaded = match snapshot::read(&OsDisk, &path) {
+            Ok((_, chunks)) => replica.restore_snapshot(zxid, &chunks).map_err(|e| e.to_string()),
+            Err(WalError::Corrupt { offset, reason, .. }) => Err(format!("{reason} at byte {offset}")),
+            Err(e) => return Err(e.into()),
+        };
+        match loaded {
+            Ok(()) => {
+                tracing::info!(file = %path.display(), zxid = format_args!("{zxid:#x}"), nodes = replica.tree().node_count(), "loaded snapshot");
+                break;
+            }
+            Err(reason) => {
+                let aside = snapshot::set_aside(&OsDisk, &path)?;
+                tracing::error!(file = %path.display(), reason, renamed = %aside.display(), "damaged snapshot set aside; trying the previous one");
+            }
+        }
+    }
+    let after = replica.applied_zxid();
     let dir = log_dir(config);
-    let (wal, recovery) = Wal::open(OsDisk, &dir, wal_options(config), 0)?;
+    let (wal, recovery) = Wal::open(OsDisk, &dir, wal_options(config), after)?;
+    if let Some(&(first, _)) = recovery.entries.first() {
+        if first != after + 1 {
+            return Err(RecoverError::Gap { after, first });
+        }
+    }
     let count = recovery.entries.len();
     let txns = recovery
         .entries
@@ -116,4 +149,65 @@ pub(crate) fn spawn_disk_thread(
             }
         }
     })
+}
+
+/// Runs the snapshot thread: writes snapshot parts as they come, publishes each finished
+/// snapshot, and purges old data when `autopurge.purgeInterval` says so. It never touches
+/// the log's fsync path.
+pub(crate) fn spawn_snapshot_thread(
+    config: Arc<Config>,
+    mut parts: mpsc::Receiver<SnapshotPart>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("warren-snapshot".into()).spawn(move || {
+        let dir = snapshot_dir(&config);
+        let mut writer: Option<(SnapshotWriter<OsDisk>, Instant)> = None;
+        let mut last_purge = Instant::now();
+        while let Some(part) = parts.blocking_recv() {
+            if part.first {
+                if let Some((stale, _)) = writer.take() {
+                    stale.abandon();
+                }
+                match SnapshotWriter::create(OsDisk, &dir, part.zxid) {
+                    Ok(w) => writer = Some((w, Instant::now())),
+                    Err(e) => tracing::error!(error = %e, "cannot start a snapshot"),
+                }
+            }
+            let Some((w, _)) = writer.as_mut() else { continue };
+            if let Err(e) = w.write_chunk(&part.bytes) {
+                tracing::error!(error = %e, "snapshot failed");
+                if let Some((w, _)) = writer.take() {
+                    w.abandon();
+                }
+                continue;
+            }
+            if part.last {
+                let Some((w, started)) = writer.take() else { continue };
+                match w.finish() {
+                    Ok((path, bytes)) => tracing::info!(
+                        file = %path.display(),
+                        zxid = format_args!("{:#x}", part.zxid),
+                        bytes,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "snapshot written"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "snapshot failed"),
+                }
+                let interval = Duration::from_secs(config.purge_interval_hours * 3600);
+                if config.purge_interval_hours > 0 && last_purge.elapsed() >= interval {
+                    last_purge = Instant::now();
+                    purge(&config);
+                }
+            }
+        }
+    })
+}
+
+/// Deletes snapshots beyond `autopurge.snapRetainCount` and the log segments only they need.
+pub fn purge(config: &Config) {
+    match wal::purge(&OsDisk, &snapshot_dir(config), &log_dir(config), config.snap_retain_count) {
+        Ok(purged) => {
+            tracing::info!(snapshots = purged.snapshots.len(), segments = purged.segments.len(), "purged old data")
+        }
+        Err(e) => tracing::error!(error = %e, "purge failed"),
+    }
 }

@@ -56,7 +56,9 @@
 mod disk;
 mod log;
 pub mod mem;
+mod purge;
 pub mod snapshot;
 
 pub use disk::{Disk, DiskFile, OsDisk};
 pub use log::{Recovery, TailCut, Wal, WalError, WalOptions};
+pub use purge::{purge, Purged};

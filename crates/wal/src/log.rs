@@ -186,24 +186,30 @@ fn scan_segment(path: &Path, data: &[u8], entries: &mut Vec<(i64, Vec<u8>)>) -> 
     }
 }
 
+/// The segments in `dir`, oldest first, with their first zxids.
+pub(crate) fn list_segments<D: Disk>(disk: &D, dir: &Path) -> Result<Vec<(i64, PathBuf)>, WalError> {
+    let names = match disk.list(dir) {
+        Ok(names) => names,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io("listing", dir)(e)),
+    };
+    let mut segments: Vec<(i64, PathBuf)> =
+        names.into_iter().filter_map(|name| parse_segment_name(&name).map(|z| (z, dir.join(name)))).collect();
+    segments.sort();
+    Ok(segments)
+}
+
 impl<D: Disk> Wal<D> {
     /// Opens the log in `dir` (creating it if needed) and reads every entry after
     /// `after_zxid`. A torn tail is cut; damage anywhere else is an error.
     pub fn open(disk: D, dir: &Path, options: WalOptions, after_zxid: i64) -> Result<(Wal<D>, Recovery), WalError> {
         disk.create_dir_all(dir).map_err(io("creating", dir))?;
-        let mut segments: Vec<(i64, String)> = disk
-            .list(dir)
-            .map_err(io("listing", dir))?
-            .into_iter()
-            .filter_map(|name| parse_segment_name(&name).map(|z| (z, name)))
-            .collect();
-        segments.sort();
+        let segments = list_segments(&disk, dir)?;
         let mut all = Vec::new();
         let mut cut = None;
         let mut open_segment = None;
         let last = segments.len().saturating_sub(1);
-        for (i, (_, name)) in segments.iter().enumerate() {
-            let path = dir.join(name);
+        for (i, (_, path)) in segments.into_iter().enumerate() {
             let data = disk.read(&path).map_err(io("reading", &path))?;
             let end = match scan_segment(&path, &data, &mut all)? {
                 Scan::Clean { end } => end,

@@ -73,6 +73,21 @@ impl<D: Disk> SnapshotWriter<D> {
     }
 }
 
+/// Removes snapshots a crash interrupted (their temporary files).
+pub fn remove_unfinished<D: Disk>(disk: &D, dir: &Path) -> Result<usize, WalError> {
+    let names = match disk.list(dir) {
+        Ok(names) => names,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io_error("listing", dir)(e)),
+    };
+    let unfinished: Vec<_> = names.iter().filter(|n| n.starts_with("snapshot.") && n.ends_with(".tmp")).collect();
+    for name in &unfinished {
+        let path = dir.join(name);
+        disk.remove(&path).map_err(io_error("removing", &path))?;
+    }
+    Ok(unfinished.len())
+}
+
 /// Snapshots in `dir`, newest first.
 pub fn list<D: Disk>(disk: &D, dir: &Path) -> Result<Vec<(i64, PathBuf)>, WalError> {
     let names = match disk.list(dir) {
@@ -107,6 +122,11 @@ pub fn read<D: Disk>(disk: &D, path: &Path) -> Result<(i64, Vec<Vec<u8>>), WalEr
         return Err(corrupt(8, "unsupported snapshot version"));
     }
     let zxid = i64::from_be_bytes(data[16..24].try_into().map_err(|_| corrupt(16, "short header"))?);
+    // The header is not under a checksum; the file name says the same zxid.
+    let named = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("snapshot."));
+    if named.and_then(|hex| u64::from_str_radix(hex, 16).ok()) != Some(zxid as u64) {
+        return Err(corrupt(16, "header zxid does not match the file name"));
+    }
     let mut chunks = Vec::new();
     let mut crcs = Vec::new();
     let mut at = HEADER_BYTES;

@@ -145,3 +145,50 @@ fn segments_roll_and_recovery_reads_them_all() {
     let (_, recovery) = Wal::open(disk, &dir(), small, 0).unwrap();
     assert_eq!(zxids(&recovery.entries), (1..=20).collect::<Vec<_>>());
 }
+
+#[test]
+fn purge_keeps_the_newest_snapshots_and_the_log_they_need() {
+    use wal::snapshot::SnapshotWriter;
+    let disk = MemDisk::new();
+    let snaps = PathBuf::from("/data/snapshot");
+    let small = WalOptions { segment_bytes: 100, ..options() };
+    let (mut wal, _) = Wal::open(disk.clone(), &dir(), small, 0).unwrap();
+    for z in 1..=40 {
+        wal.append(&batch(z, 1)).unwrap();
+        if z % 10 == 0 {
+            let mut w = SnapshotWriter::create(disk.clone(), &snaps, z).unwrap();
+            w.write_chunk(b"state").unwrap();
+            w.finish().unwrap();
+        }
+    }
+    let purged = wal::purge(&disk, &snaps, &dir(), 3).unwrap();
+    let kept: Vec<i64> = wal::snapshot::list(&disk, &snaps).unwrap().into_iter().map(|(z, _)| z).collect();
+    assert_eq!(kept, [40, 30, 20]);
+    assert_eq!(purged.snapshots.len(), 1);
+    assert!(!purged.segments.is_empty());
+    // What remains replays everything after the oldest kept snapshot.
+    let (_, recovery) = Wal::open(disk.clone(), &dir(), options(), 20).unwrap();
+    assert_eq!(zxids(&recovery.entries), (21..=40).collect::<Vec<_>>());
+    let (_, all) = Wal::open(disk, &dir(), options(), 0).unwrap();
+    assert!(all.entries[0].0 > 1 && all.entries[0].0 <= 21, "older segments are gone");
+}
+
+#[test]
+fn a_snapshot_with_a_flipped_bit_does_not_verify() {
+    use wal::snapshot::{read, SnapshotWriter};
+    let disk = MemDisk::new();
+    let snaps = PathBuf::from("/data/snapshot");
+    let mut w = SnapshotWriter::create(disk.clone(), &snaps, 7).unwrap();
+    w.write_chunk(b"sessions").unwrap();
+    w.write_chunk(b"nodes nodes nodes").unwrap();
+    let (path, _) = w.finish().unwrap();
+    let (zxid, chunks) = read(&disk, &path).unwrap();
+    assert_eq!((zxid, chunks.len()), (7, 2));
+    for offset in 16..disk.len(&path).unwrap() {
+        let copy = MemDisk::new();
+        use wal::Disk;
+        copy.write_atomic(&path, &disk.read(&path).unwrap()).unwrap();
+        copy.flip_bit(&path, offset);
+        assert!(read(&copy, &path).is_err(), "a flip at byte {offset} went unnoticed");
+    }
+}

@@ -1,0 +1,66 @@
+//! Snapshots with the real binary: a restart loads the newest snapshot and replays the log
+//! after it; a damaged snapshot is set aside as `.broken` and the previous one is used;
+//! nothing is lost either way.
+
+mod common;
+
+use common::Server;
+use std::time::Duration;
+use zookeeper_client as zk;
+
+async fn fill(server: &Server, count: usize) -> zk::Client {
+    let client =
+        zk::Client::connector().session_timeout(Duration::from_secs(4)).connect(&server.address()).await.unwrap();
+    let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    for i in 0..count {
+        client.create(&format!("/n{i:05}"), format!("v{i}").as_bytes(), &open).await.unwrap();
+    }
+    client
+}
+
+async fn check(server: &Server, count: usize) {
+    let client =
+        zk::Client::connector().session_timeout(Duration::from_secs(4)).connect(&server.address()).await.unwrap();
+    let (children, _) = client.get_children("/").await.unwrap();
+    assert_eq!(children.len(), count + 1, "every node is back (and /zookeeper)");
+    for i in (0..count).step_by(97) {
+        let (data, _) = client.get_data(&format!("/n{i:05}")).await.unwrap();
+        assert_eq!(data, format!("v{i}").into_bytes());
+    }
+}
+
+fn snapshots(server: &Server) -> Vec<String> {
+    let dir = server.dir.path().join("data/warren/snapshot");
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_from_snapshot_and_log_tail() {
+    let mut server = Server::start("snapCount=200");
+    fill(&server, 1000).await;
+    let taken = snapshots(&server);
+    assert!(taken.len() >= 3, "snapshots were taken: {taken:?}");
+    server.restart();
+    check(&server, 1000).await;
+    assert!(server.log().contains("loaded snapshot"), "{}", server.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_damaged_snapshot_is_set_aside_and_the_previous_one_used() {
+    let mut server = Server::start("snapCount=200");
+    fill(&server, 600).await;
+    server.kill();
+    let newest = snapshots(&server).into_iter().filter(|n| !n.ends_with(".broken")).next_back().unwrap();
+    let path = server.dir.path().join("data/warren/snapshot").join(&newest);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+    server.restart();
+    assert!(snapshots(&server).contains(&format!("{newest}.broken")), "{:?}", snapshots(&server));
+    assert!(server.log().contains("damaged snapshot set aside"), "{}", server.log());
+    check(&server, 600).await;
+}
