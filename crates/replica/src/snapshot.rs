@@ -91,12 +91,25 @@ impl Replica {
                 passwd.try_into().map_err(|_| DecodeError::Unsupported { what: "password length", value: -1 })?;
             restored.push((id, passwd, r.i32()?));
         }
-        self.tree = DataTree::from_snapshot(tree_chunks.iter().map(Vec::as_slice))?;
-        for (id, passwd, timeout_ms) in restored {
+        let tree = DataTree::from_snapshot(tree_chunks.iter().map(Vec::as_slice))?;
+        self.install(zxid, tree, &restored);
+        Ok(())
+    }
+
+    /// Replaces the state with a tree and sessions at `zxid` (from a snapshot, or imported
+    /// from ZooKeeper). Sessions are `(id, password, timeout_ms)`.
+    pub fn install(&mut self, zxid: i64, tree: DataTree, sessions: &[(i64, [u8; 16], i32)]) {
+        self.tree = tree;
+        for &(id, passwd, timeout_ms) in sessions {
             self.sessions.restore(id, passwd, timeout_ms, self.now_ms);
         }
         self.applied_zxid = zxid;
         self.prepared_zxid = zxid;
-        Ok(())
+    }
+
+    /// Starts a snapshot of the applied state now, whatever the transaction count.
+    pub fn begin_snapshot(&mut self) {
+        self.txns_since_snapshot = self.snapshot_threshold;
+        self.maybe_begin_snapshot();
     }
 }

@@ -118,7 +118,7 @@ impl Default for DataTree {
 impl DataTree {
     /// A fresh tree: `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`.
     pub fn new() -> DataTree {
-        let mut tree = DataTree::empty();
+        let mut tree = DataTree::without_nodes();
         let open = tree.acls.intern(&acl::open_acl());
         let read_only = tree.acls.intern(&[Acl { perms: perms::READ, id: acl::id("world", "anyone") }]);
         for (p, acl) in
@@ -133,8 +133,9 @@ impl DataTree {
         tree
     }
 
-    /// No nodes at all, not even the root: the start of loading a snapshot.
-    pub(crate) fn empty() -> DataTree {
+    /// No nodes at all, not even the root: the start of loading stored data with
+    /// [`DataTree::load_node`].
+    pub fn without_nodes() -> DataTree {
         DataTree {
             nodes: BTreeMap::new(),
             acls: AclCache::default(),

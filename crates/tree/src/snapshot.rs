@@ -116,9 +116,22 @@ impl DataTree {
         Some((chunk, done))
     }
 
+    /// Adds a node while building a tree from stored data (a snapshot, or an imported
+    /// ZooKeeper snapshot). Parents must come first; its `children` are ignored.
+    pub fn load_node(&mut self, path: &str, mut node: Node) -> Result<(), DecodeError> {
+        let orphan = path != crate::path::ROOT && self.node(crate::path::parent(path)).is_none();
+        if orphan || self.node(path).is_some() || !path.starts_with('/') {
+            return Err(DecodeError::Unsupported { what: "node without parent or out of order", value: 0 });
+        }
+        node.children.clear();
+        node.acl = self.acls.intern(&node.acl);
+        self.insert_node(path, node);
+        Ok(())
+    }
+
     /// Rebuilds a tree from snapshot chunks, in order.
     pub fn from_snapshot<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Result<DataTree, DecodeError> {
-        let mut tree = DataTree::empty();
+        let mut tree = DataTree::without_nodes();
         for chunk in chunks {
             let r = &mut Reader::new(chunk);
             let lists: Vec<Vec<Acl>> = (0..r.count()?).map(|_| Vec::<Acl>::decode(r)).collect::<Result<_, _>>()?;
@@ -145,11 +158,7 @@ impl DataTree {
                     ephemeral_owner: r.i64()?,
                     children: BTreeSet::new(),
                 };
-                let orphan = path != crate::path::ROOT && tree.node(crate::path::parent(&path)).is_none();
-                if orphan || tree.node(&path).is_some() || !path.starts_with('/') {
-                    return Err(DecodeError::Unsupported { what: "node without parent or out of order", value: 0 });
-                }
-                tree.insert_node(&path, node);
+                tree.load_node(&path, node)?;
             }
         }
         if tree.node(crate::path::ROOT).is_none() {
