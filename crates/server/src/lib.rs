@@ -11,7 +11,7 @@ mod conn;
 mod driver;
 mod four_letter;
 mod stats;
-mod storage;
+pub mod storage;
 
 pub use config::{Config, ConfigError, VERSION};
 pub use storage::RecoverError;
