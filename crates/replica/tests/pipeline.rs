@@ -249,3 +249,34 @@ proptest! {
         prop_assert!(h.replica.applied_zxid() <= appended);
     }
 }
+
+#[test]
+fn a_failed_log_fails_pending_writes_and_refuses_new_ones_until_healthy() {
+    let mut h = Harness::new();
+    h.connect(1);
+    h.auto_persist = false;
+    let out = h.replica.step(h.now, Input::Request { conn: ConnId(1), xid: 1, request: Ok(create("/a", 0)) });
+    assert!(out.iter().any(|o| matches!(o, Output::Append { .. })));
+    let read = Ok(Request::Exists(PathWatchRequest { path: "/a".into(), watch: false }));
+    assert!(h.replica.step(h.now, Input::Request { conn: ConnId(1), xid: 2, request: read.clone() }).is_empty());
+    let out = h.replica.step(h.now, Input::LogFailed);
+    let replies: Vec<(i32, i32)> = out
+        .iter()
+        .filter_map(|o| if let Output::Reply { header, .. } = o { Some((header.xid, header.err)) } else { None })
+        .collect();
+    assert_eq!(
+        replies,
+        [(1, ErrorCode::SystemError as i32), (2, ErrorCode::NoNode as i32)],
+        "the write failed, the read saw no /a"
+    );
+    // While the log is failed, writes are refused in order and nothing is appended.
+    let out = h.replica.step(h.now, Input::Request { conn: ConnId(1), xid: 3, request: Ok(create("/b", 0)) });
+    assert!(!out.iter().any(|o| matches!(o, Output::Append { .. })));
+    assert_eq!(reply_of(&out, 3).err, ErrorCode::SystemError as i32);
+    h.replica.step(h.now, Input::LogHealthy);
+    h.auto_persist = true;
+    let out = h.send(1, 4, create("/b", 0));
+    let header = reply_of(&out, 4);
+    assert_eq!(header.err, 0);
+    assert_eq!(header.zxid, 2, "the failed write's zxid is handed out again: it never became durable");
+}

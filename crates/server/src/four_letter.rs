@@ -239,7 +239,7 @@ impl Driver {
     fn mntr(&self) -> String {
         let tree = self.replica.tree();
         let l = &self.latency;
-        let rows: [(&str, String); 17] = [
+        let mut rows: Vec<(&str, String)> = vec![
             ("version", VERSION.into()),
             ("server_state", "standalone".into()),
             ("avg_latency", java_double(l.avg())),
@@ -257,7 +257,12 @@ impl Driver {
             ("max_file_descriptor_count", max_fd_count().to_string()),
             ("global_sessions", self.replica.sessions().len().to_string()),
             ("uptime", self.started.elapsed().as_millis().to_string()),
+            // Warren's own: whether writes can be made durable, and why not.
+            ("warren_log_healthy", u8::from(self.replica.log_healthy()).to_string()),
         ];
+        if let Some(reason) = &self.log_error {
+            rows.push(("warren_log_error", reason.clone()));
+        }
         rows.iter().map(|(k, v)| format!("zk_{k}\t{v}\n")).collect()
     }
 

@@ -23,6 +23,8 @@ pub enum Workload {
     Read,
     /// setData on random znodes.
     Write,
+    /// create of new sequential znodes.
+    Create,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -50,6 +52,9 @@ pub struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Only create the znodes, then exit (to fill a server for restart and memory tests).
+    #[arg(long)]
+    pub fill_only: bool,
 }
 
 const ROOT: &str = "/warren-bench";
@@ -163,6 +168,12 @@ async fn drive(
         let request = match args.workload {
             Workload::Read => Request::GetData(PathWatchRequest { path, watch: false }),
             Workload::Write => Request::SetData(SetDataRequest { path, data: Some(data.clone()), version: -1 }),
+            Workload::Create => Request::Create(CreateRequest {
+                path: format!("{ROOT}/c-"),
+                data: Some(data.clone()),
+                acl: vec![proto::Acl::anyone(proto::perms::ALL)],
+                flags: proto::CreateMode::PersistentSequential.flags(),
+            }),
         };
         s.frame(&request)
     };
@@ -194,6 +205,10 @@ async fn drive(
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     fill(&args).await.context("creating the znodes")?;
+    if args.fill_only {
+        println!("{} znodes of {} bytes under {ROOT}", args.nodes, args.size);
+        return Ok(());
+    }
     let start = Instant::now();
     let measure_from = start + Duration::from_secs(1);
     let end = measure_from + Duration::from_secs(args.seconds);
