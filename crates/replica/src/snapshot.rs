@@ -79,9 +79,13 @@ impl Replica {
 
     /// Replaces the tree and the sessions with a snapshot's (at start-up, before
     /// [`Replica::recover`] replays the log after it).
-    pub fn restore_snapshot(&mut self, zxid: i64, chunks: &[Vec<u8>]) -> Result<(), DecodeError> {
-        let (sessions, tree_chunks) =
-            chunks.split_first().ok_or(DecodeError::Unsupported { what: "empty snapshot", value: 0 })?;
+    pub fn restore_snapshot<'a>(
+        &mut self,
+        zxid: i64,
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<(), DecodeError> {
+        let mut chunks = chunks.into_iter();
+        let sessions = chunks.next().ok_or(DecodeError::Unsupported { what: "empty snapshot", value: 0 })?;
         let r = &mut Reader::new(sessions);
         let mut restored = Vec::new();
         for _ in 0..r.count()? {
@@ -91,7 +95,7 @@ impl Replica {
                 passwd.try_into().map_err(|_| DecodeError::Unsupported { what: "password length", value: -1 })?;
             restored.push((id, passwd, r.i32()?));
         }
-        let tree = DataTree::from_snapshot(tree_chunks.iter().map(Vec::as_slice))?;
+        let tree = DataTree::from_snapshot(chunks)?;
         self.install(zxid, tree, &restored);
         Ok(())
     }

@@ -28,6 +28,8 @@ pub enum RecoverError {
     Decode { zxid: i64, reason: String },
     #[error("transaction log: transactions {after:#x}..{first:#x} are missing after the snapshot")]
     Gap { after: i64, first: i64 },
+    #[error("reading the transaction log failed unexpectedly")]
+    Panicked,
 }
 
 /// Transactions for the disk thread, all prepared under one log generation.
@@ -57,9 +59,17 @@ fn wal_options(config: &Config) -> WalOptions {
 pub(crate) fn recover(config: &Config, replica: &mut Replica) -> Result<Wal<OsDisk>, RecoverError> {
     let started = Instant::now();
     snapshot::remove_unfinished(&OsDisk, &snapshot_dir(config))?;
-    for (zxid, path) in snapshot::list(&OsDisk, &snapshot_dir(config))? {
-        let loaded = match snapshot::read(&OsDisk, &path) {
-            Ok((_, chunks)) => replica.restore_snapshot(zxid, &chunks).map_err(|e| e.to_string()),
+    let snapshots = snapshot::list(&OsDisk, &snapshot_dir(config))?;
+    let dir = log_dir(config);
+    // The log is read on another core while the newest snapshot loads.
+    let newest = snapshots.first().map_or(0, |(zxid, _)| *zxid);
+    let reading = {
+        let (dir, options) = (dir.clone(), wal_options(config));
+        std::thread::spawn(move || Wal::open(OsDisk, &dir, options, newest))
+    };
+    for (zxid, path) in snapshots {
+        let loaded = match snapshot::read_verified(&OsDisk, &path) {
+            Ok(snapshot) => replica.restore_snapshot(zxid, snapshot.chunks()).map_err(|e| e.to_string()),
             Err(WalError::Corrupt { offset, reason, .. }) => Err(format!("{reason} at byte {offset}")),
             Err(e) => return Err(e.into()),
         };
@@ -74,9 +84,16 @@ pub(crate) fn recover(config: &Config, replica: &mut Replica) -> Result<Wal<OsDi
             }
         }
     }
+    let snapshot_ms = started.elapsed().as_millis() as u64;
     let after = replica.applied_zxid();
-    let dir = log_dir(config);
-    let (wal, recovery) = Wal::open(OsDisk, &dir, wal_options(config), after)?;
+    let (wal, recovery) = reading.join().map_err(|_| RecoverError::Panicked)??;
+    // A damaged newest snapshot means replaying from an older point.
+    let (wal, recovery) = if after == newest {
+        (wal, recovery)
+    } else {
+        drop(wal);
+        Wal::open(OsDisk, &dir, wal_options(config), after)?
+    };
     if let Some(&(first, _)) = recovery.entries.first() {
         if first != after + 1 {
             return Err(RecoverError::Gap { after, first });
@@ -96,6 +113,7 @@ pub(crate) fn recover(config: &Config, replica: &mut Replica) -> Result<Wal<OsDi
         transactions = count,
         zxid = format_args!("{:#x}", replica.applied_zxid()),
         sessions = replica.sessions().len(),
+        snapshot_ms,
         elapsed_ms = started.elapsed().as_millis() as u64,
         dir = %dir.display(),
         "recovered"

@@ -148,13 +148,21 @@ impl DataTree {
         }
     }
 
-    pub(crate) fn insert_node(&mut self, p: &str, node: Node) {
-        self.data_size += (p.len() + node.data_len()) as u64;
+    pub(crate) fn insert_node(&mut self, p: impl Into<Box<str>>, node: Node) {
+        let key: Box<str> = p.into();
+        let p = &*key;
         if p != path::ROOT {
             if let Some(parent) = self.nodes.get_mut(path::parent(p)) {
                 parent.children.insert(path::name(p).into());
             }
         }
+        self.index(p, &node);
+        self.nodes.insert(key, node);
+    }
+
+    /// Adds a node to the size count and to the ephemeral, container and TTL indexes.
+    pub(crate) fn index(&mut self, p: &str, node: &Node) {
+        self.data_size += (p.len() + node.data_len()) as u64;
         if let Some(session) = owner::session(node.ephemeral_owner) {
             self.ephemerals.entry(session).or_default().insert(p.to_owned());
         } else if node.ephemeral_owner == owner::CONTAINER {
@@ -162,7 +170,6 @@ impl DataTree {
         } else if owner::ttl_ms(node.ephemeral_owner).is_some() {
             self.ttls.insert(p.to_owned());
         }
-        self.nodes.insert(p.into(), node);
     }
 
     pub fn node(&self, p: &str) -> Option<&Node> {
@@ -244,7 +251,7 @@ impl DataTree {
                 let acl = self.acls.intern(acl);
                 let node = Node::new(data.as_deref(), acl, txn.zxid, txn.time_ms, *ephemeral_owner);
                 let stat = node.stat();
-                self.insert_node(p, node);
+                self.insert_node(p.as_str(), node);
                 self.notify(EventType::NodeCreated, p, events);
                 self.notify(EventType::NodeChildrenChanged, path::parent(p), events);
                 OpResult::Created { path: p.clone(), stat }

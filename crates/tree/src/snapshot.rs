@@ -118,26 +118,38 @@ impl DataTree {
 
     /// Adds a node while building a tree from stored data (a snapshot, or an imported
     /// ZooKeeper snapshot). Parents must come first; its `children` are ignored.
-    pub fn load_node(&mut self, path: &str, mut node: Node) -> Result<(), DecodeError> {
-        let orphan = path != crate::path::ROOT && self.node(crate::path::parent(path)).is_none();
-        if orphan || self.node(path).is_some() || !path.starts_with('/') {
+    pub fn load_node(&mut self, path: impl Into<Box<str>>, mut node: Node) -> Result<(), DecodeError> {
+        node.acl = self.acls.intern(&node.acl);
+        self.load_interned(path.into(), node)
+    }
+
+    /// [`DataTree::load_node`] for a node whose ACL list is already interned here.
+    fn load_interned(&mut self, path: Box<str>, mut node: Node) -> Result<(), DecodeError> {
+        let orphan = &*path != crate::path::ROOT && self.node(crate::path::parent(&path)).is_none();
+        if orphan || self.node(&path).is_some() || !path.starts_with('/') {
             return Err(DecodeError::Unsupported { what: "node without parent or out of order", value: 0 });
         }
         node.children.clear();
-        node.acl = self.acls.intern(&node.acl);
         self.insert_node(path, node);
         Ok(())
     }
 
     /// Rebuilds a tree from snapshot chunks, in order.
+    ///
+    /// Nodes arrive in path order, so the map is bulk-built and each node's parent is found
+    /// on a stack of the current ancestors, with no lookups.
     pub fn from_snapshot<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Result<DataTree, DecodeError> {
+        let out_of_order = DecodeError::Unsupported { what: "node without parent or out of order", value: 0 };
         let mut tree = DataTree::without_nodes();
+        let mut nodes: Vec<(Box<str>, Node)> = Vec::new();
+        let mut children: Vec<Vec<Box<str>>> = Vec::new();
+        let mut ancestors: Vec<usize> = Vec::new();
         for chunk in chunks {
             let r = &mut Reader::new(chunk);
             let lists: Vec<Vec<Acl>> = (0..r.count()?).map(|_| Vec::<Acl>::decode(r)).collect::<Result<_, _>>()?;
             let lists: Vec<Arc<[Acl]>> = lists.iter().map(|l| tree.acls.intern(l)).collect();
             for _ in 0..r.count()? {
-                let path: String = Record::decode(r)?;
+                let path: Box<str> = String::decode(r)?.into();
                 let data: Option<Vec<u8>> = Record::decode(r)?;
                 let acl_index = r.i32()?;
                 let acl = lists
@@ -158,12 +170,35 @@ impl DataTree {
                     ephemeral_owner: r.i64()?,
                     children: BTreeSet::new(),
                 };
-                tree.load_node(&path, node)?;
+                if nodes.last().is_some_and(|(last, _)| *last >= path) {
+                    return Err(out_of_order);
+                }
+                if &*path == crate::path::ROOT {
+                    if !nodes.is_empty() {
+                        return Err(out_of_order);
+                    }
+                } else {
+                    let parent = crate::path::parent(&path);
+                    while ancestors.last().is_some_and(|&i| &*nodes[i].0 != parent) {
+                        ancestors.pop();
+                    }
+                    let &parent_index = ancestors.last().ok_or(out_of_order.clone())?;
+                    children[parent_index].push(crate::path::name(&path).into());
+                }
+                tree.index(&path, &node);
+                ancestors.push(nodes.len());
+                nodes.push((path, node));
+                children.push(Vec::new());
             }
         }
-        if tree.node(crate::path::ROOT).is_none() {
+        if nodes.first().is_none_or(|(p, _)| &**p != crate::path::ROOT) {
             return Err(DecodeError::Unsupported { what: "snapshot without a root", value: 0 });
         }
+        for ((_, node), names) in nodes.iter_mut().zip(children) {
+            // Children of one parent arrive in name order, so this is a bulk build too.
+            node.children = names.into_iter().collect();
+        }
+        tree.nodes = nodes.into_iter().collect();
         Ok(tree)
     }
 }

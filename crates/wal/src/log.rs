@@ -107,18 +107,26 @@ fn encode_batch(entries: &[(i64, Vec<u8>)]) -> Vec<u8> {
     out
 }
 
-/// Decodes a batch body already checked by its CRC; `None` if its structure is wrong.
-fn decode_body(body: &[u8]) -> Option<Vec<(i64, Vec<u8>)>> {
+/// Splits a batch body already checked by its CRC into entries; `None` if its structure
+/// is wrong.
+fn split_body(body: &[u8]) -> Option<Vec<(i64, &[u8])>> {
     let count = be_u32(body.get(..4)?) as usize;
     let mut entries = Vec::with_capacity(count.min(body.len() / 12));
     let mut at = 4;
     for _ in 0..count {
         let head = body.get(at..at + 12)?;
         let (zxid, len) = (be_i64(head), be_u32(&head[8..]) as usize);
-        entries.push((zxid, body.get(at + 12..at + 12 + len)?.to_vec()));
+        entries.push((zxid, body.get(at + 12..at + 12 + len)?));
         at += 12 + len;
     }
     (at == body.len()).then_some(entries)
+}
+
+/// Collects the entries recovery returns, checking zxid order over all of them.
+struct Collector {
+    after_zxid: i64,
+    last_zxid: i64,
+    entries: Vec<(i64, Vec<u8>)>,
 }
 
 /// The index of the first non-zero byte; word at a time, since most of a segment is
@@ -139,7 +147,7 @@ enum Scan {
     Torn { end: u64, bytes: u64 },
 }
 
-fn scan_segment(path: &Path, data: &[u8], entries: &mut Vec<(i64, Vec<u8>)>) -> Result<Scan, WalError> {
+fn scan_segment(path: &Path, data: &[u8], collector: &mut Collector) -> Result<Scan, WalError> {
     let corrupt =
         |offset: u64, reason: &str| WalError::Corrupt { path: path.to_owned(), offset, reason: reason.to_owned() };
     if data.len() < HEADER_BYTES as usize || &data[..8] != MAGIC {
@@ -175,12 +183,16 @@ fn scan_segment(path: &Path, data: &[u8], entries: &mut Vec<(i64, Vec<u8>)>) -> 
             return Ok(Scan::Torn { end: at as u64, bytes });
         }
         let body = &rest[8..8 + len as usize];
-        let batch = decode_body(body).ok_or_else(|| corrupt(at as u64, "malformed batch"))?;
+        let batch = split_body(body).ok_or_else(|| corrupt(at as u64, "malformed batch"))?;
         for (zxid, payload) in batch {
-            if entries.last().is_some_and(|(last, _)| zxid <= *last) {
+            if zxid <= collector.last_zxid {
                 return Err(corrupt(at as u64, "zxids out of order"));
             }
-            entries.push((zxid, payload));
+            collector.last_zxid = zxid;
+            // Entries a snapshot already holds are checked, not copied.
+            if zxid > collector.after_zxid {
+                collector.entries.push((zxid, payload.to_vec()));
+            }
         }
         at += 8 + len as usize;
     }
@@ -205,13 +217,13 @@ impl<D: Disk> Wal<D> {
     pub fn open(disk: D, dir: &Path, options: WalOptions, after_zxid: i64) -> Result<(Wal<D>, Recovery), WalError> {
         disk.create_dir_all(dir).map_err(io("creating", dir))?;
         let segments = list_segments(&disk, dir)?;
-        let mut all = Vec::new();
+        let mut collector = Collector { after_zxid, last_zxid: 0, entries: Vec::new() };
         let mut cut = None;
         let mut open_segment = None;
         let last = segments.len().saturating_sub(1);
         for (i, (_, path)) in segments.into_iter().enumerate() {
             let data = disk.read(&path).map_err(io("reading", &path))?;
-            let end = match scan_segment(&path, &data, &mut all)? {
+            let end = match scan_segment(&path, &data, &mut collector)? {
                 Scan::Clean { end } => end,
                 Scan::Torn { end, bytes } if i == last => {
                     let mut file = disk.open(&path).map_err(io("opening", &path))?;
@@ -235,8 +247,7 @@ impl<D: Disk> Wal<D> {
                 open_segment = Some(Segment { file, path, end });
             }
         }
-        let last_zxid = all.last().map_or(0, |(z, _)| *z);
-        let entries = all.into_iter().filter(|(z, _)| *z > after_zxid).collect();
+        let Collector { last_zxid, entries, .. } = collector;
         let wal = Wal { disk, dir: dir.to_owned(), options, segment: open_segment, last_zxid };
         Ok((wal, Recovery { entries, cut, last_zxid }))
     }

@@ -107,8 +107,28 @@ pub fn list<D: Disk>(disk: &D, dir: &Path) -> Result<Vec<(i64, PathBuf)>, WalErr
     Ok(found)
 }
 
+/// A verified snapshot file in memory.
+pub struct Snapshot {
+    pub zxid: i64,
+    bytes: Vec<u8>,
+    chunks: Vec<std::ops::Range<usize>>,
+}
+
+impl Snapshot {
+    /// The chunk bodies, in order, without copying them out of the file.
+    pub fn chunks(&self) -> impl Iterator<Item = &[u8]> {
+        self.chunks.iter().map(|r| &self.bytes[r.clone()])
+    }
+}
+
 /// Reads and verifies a whole snapshot: its zxid and chunk bodies.
 pub fn read<D: Disk>(disk: &D, path: &Path) -> Result<(i64, Vec<Vec<u8>>), WalError> {
+    let snapshot = read_verified(disk, path)?;
+    Ok((snapshot.zxid, snapshot.chunks().map(<[u8]>::to_vec).collect()))
+}
+
+/// Reads and verifies a whole snapshot, keeping its chunks in place.
+pub fn read_verified<D: Disk>(disk: &D, path: &Path) -> Result<Snapshot, WalError> {
     let data = disk.read(path).map_err(io_error("reading", path))?;
     let corrupt = |offset: usize, reason: &str| WalError::Corrupt {
         path: path.to_owned(),
@@ -140,14 +160,14 @@ pub fn read<D: Disk>(disk: &D, path: &Path) -> Result<(i64, Vec<Vec<u8>>), WalEr
             if crc != crc32c::crc32c(&crcs) || count != chunks.len() as u64 {
                 return Err(corrupt(at, "end record does not match the chunks"));
             }
-            return Ok((zxid, chunks));
+            return Ok(Snapshot { zxid, bytes: data, chunks });
         }
         let body = data.get(at + 8..at + 8 + len).ok_or_else(|| corrupt(at, "truncated chunk"))?;
         if crc32c::crc32c(body) != crc {
             return Err(corrupt(at, "chunk checksum mismatch"));
         }
         crcs.extend_from_slice(&crc.to_be_bytes());
-        chunks.push(body.to_vec());
+        chunks.push(at + 8..at + 8 + len);
         at += 8 + len;
     }
 }
