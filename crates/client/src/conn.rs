@@ -257,6 +257,8 @@ impl Task {
                     self.timeout_ms = response.timeout_ms;
                     tracing::debug!(host = %hosts[self.host], session = format_args!("0x{:x}", self.session_id),
                         timeout_ms = self.timeout_ms, "session established");
+                    // Published here, before any handle can see the session in use.
+                    self.publish(SessionState::Connected);
                     return Ok(stream);
                 }
             }
@@ -312,7 +314,6 @@ impl Task {
     async fn serve(&mut self, mut stream: TcpStream) -> Outcome {
         let _ = stream.set_nodelay(true);
         let mut live = Live::default();
-        self.publish(SessionState::Connected);
         self.registry.broadcast(KeeperState::SyncConnected, false);
         // Auth first: the re-registered watches and the waiting reads may need it.
         for packet in &self.auths {
@@ -450,6 +451,10 @@ impl Task {
                     Some(e) => Err(e),
                 };
                 let failed = result == Err(Error::AuthFailed);
+                if failed {
+                    // Before the caller hears of it, so that it finds the client stopped.
+                    self.publish(SessionState::AuthFailed);
+                }
                 if let Some(waiter) = waiter {
                     let _ = waiter.send(result);
                 }
