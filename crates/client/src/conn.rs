@@ -202,17 +202,21 @@ impl Task {
         let hosts = self.settings.connect.hosts.clone();
         let disconnected_at = Instant::now();
         let mut attempt_no: usize = 0;
+        let (mut tried_in_round, mut rounds) = (0, 0u32);
         loop {
             if !first || attempt_no > 0 {
                 self.host = (self.host + 1) % hosts.len();
             }
-            let round = attempt_no / hosts.len();
-            let pause = if attempt_no > 0 && attempt_no % hosts.len() == 0 {
-                Duration::from_millis((100u64 << round.min(4)).min(1000))
+            attempt_no += 1;
+            // Every host failed once: pause before the next round, longer each time.
+            let pause = if tried_in_round == hosts.len() {
+                tried_in_round = 0;
+                rounds += 1;
+                Duration::from_millis((100u64 << rounds.min(4)).min(1000))
             } else {
                 Duration::ZERO
             };
-            attempt_no += 1;
+            tried_in_round += 1;
             let host = hosts[self.host].clone();
             let request = ConnectRequest {
                 protocol_version: 0,

@@ -5,33 +5,14 @@
 //! Method: each test starts one server of its target and runs its steps in order under
 //! a fresh base path.
 
+#[macro_use]
 mod common;
 
 use client::{
     acls, perms, Acl, AddWatchMode, Client, CreateMode, Error, EventType, Id, KeeperState, Op, OpResult, ReadOp,
     ReadResult, SessionState, WatchedEvent, Watcher, WatcherType,
 };
-use common::{server_or_skip, Target};
 use std::time::Duration;
-
-/// Runs `body` against a fresh server of each target (ZooKeeper skipped if absent).
-macro_rules! against_both {
-    ($($name:ident => $body:path;)*) => {$(
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn warren() {
-                let server = server_or_skip(Target::Warren).unwrap();
-                $body(&server.address()).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn zookeeper() {
-                let Some(server) = server_or_skip(Target::ZooKeeper) else { return };
-                $body(&server.address()).await;
-            }
-        }
-    )*};
-}
 
 against_both! {
     create_modes_and_reads => create_modes_and_reads;

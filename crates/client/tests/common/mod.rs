@@ -16,6 +16,26 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
+/// Runs each `$body(address)` against a fresh server of each target, as the test
+/// modules `$name::warren` and `$name::zookeeper` (the latter skipped if absent).
+macro_rules! against_both {
+    ($($name:ident => $body:path;)*) => {$(
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn warren() {
+                let server = common::server_or_skip(common::Target::Warren).unwrap();
+                $body(&server.address()).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn zookeeper() {
+                let Some(server) = common::server_or_skip(common::Target::ZooKeeper) else { return };
+                $body(&server.address()).await;
+            }
+        }
+    )*};
+}
+
 /// The two servers every test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
