@@ -2,6 +2,9 @@
 //! live here; everything else is in the library crates.
 
 mod bench;
+mod data_tools;
+mod import;
+mod zookeeper;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -26,6 +29,14 @@ enum Command {
     },
     /// Measure a ZooKeeper-compatible server (Warren or ZooKeeper) under load.
     Bench(bench::BenchArgs),
+    /// Import an Apache ZooKeeper 3.8 data directory (tree, ACLs, Stats, sessions).
+    ImportZookeeper(import::ImportArgs),
+    /// Warren's transaction log: `warren log dump [PATH]`.
+    Log(data_tools::LogArgs),
+    /// Warren's snapshots: `warren snapshot dump PATH`.
+    Snapshot(data_tools::SnapshotArgs),
+    /// Delete all but the newest snapshots and the log segments they need.
+    Purge(data_tools::PurgeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,6 +49,10 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => {
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(bench::run(args))
         }
+        Command::ImportZookeeper(args) => import::run(args),
+        Command::Log(args) => data_tools::log(args),
+        Command::Snapshot(args) => data_tools::snapshot(args),
+        Command::Purge(args) => data_tools::purge(args),
     }
 }
 
