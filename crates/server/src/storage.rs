@@ -169,6 +169,9 @@ pub(crate) fn spawn_disk_thread(
     })
 }
 
+/// Snapshots are written at most this fast.
+const SNAPSHOT_BYTES_PER_SECOND: u64 = 64 << 20;
+
 /// Runs the snapshot thread: writes snapshot parts as they come, publishes each finished
 /// snapshot, and purges old data when `autopurge.purgeInterval` says so. It never touches
 /// the log's fsync path.
@@ -180,6 +183,7 @@ pub(crate) fn spawn_snapshot_thread(
         let dir = snapshot_dir(&config);
         let mut writer: Option<(SnapshotWriter<OsDisk>, Instant)> = None;
         let mut last_purge = Instant::now();
+        let mut written = 0u64;
         while let Some(part) = parts.blocking_recv() {
             if part.first {
                 if let Some((stale, _)) = writer.take() {
@@ -190,7 +194,17 @@ pub(crate) fn spawn_snapshot_thread(
                     Err(e) => tracing::error!(error = %e, "cannot start a snapshot"),
                 }
             }
-            let Some((w, _)) = writer.as_mut() else { continue };
+            let Some((w, started)) = writer.as_mut() else { continue };
+            written += part.bytes.len() as u64;
+            if part.first {
+                written = part.bytes.len() as u64;
+            }
+            // Pace the snapshot so that it takes disk bandwidth (and, through the bounded
+            // channel, the driver's time for serializing) from live writes only gently.
+            let due = Duration::from_secs_f64(written as f64 / SNAPSHOT_BYTES_PER_SECOND as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
             if let Err(e) = w.write_chunk(&part.bytes) {
                 tracing::error!(error = %e, "snapshot failed");
                 if let Some((w, _)) = writer.take() {

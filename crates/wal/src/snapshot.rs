@@ -22,7 +22,12 @@ pub struct SnapshotWriter<D: Disk> {
     offset: u64,
     chunk_crcs: Vec<u8>,
     chunks: u64,
+    unsynced_bytes: u64,
 }
+
+/// A snapshot is fsynced every this many bytes as it is written, so that the kernel never
+/// holds hundreds of megabytes to write back at once, which would stall the log's fsyncs.
+const SYNC_EVERY_BYTES: u64 = 4 << 20;
 
 impl<D: Disk> SnapshotWriter<D> {
     pub fn create(disk: D, dir: &Path, zxid: i64) -> Result<SnapshotWriter<D>, WalError> {
@@ -36,7 +41,16 @@ impl<D: Disk> SnapshotWriter<D> {
         header.extend_from_slice(&0u32.to_be_bytes());
         header.extend_from_slice(&zxid.to_be_bytes());
         file.write_at(0, &header).map_err(io_error("writing", &tmp))?;
-        Ok(SnapshotWriter { disk, file, tmp, path, offset: HEADER_BYTES as u64, chunk_crcs: Vec::new(), chunks: 0 })
+        Ok(SnapshotWriter {
+            disk,
+            file,
+            tmp,
+            path,
+            offset: HEADER_BYTES as u64,
+            chunk_crcs: Vec::new(),
+            chunks: 0,
+            unsynced_bytes: 0,
+        })
     }
 
     pub fn write_chunk(&mut self, body: &[u8]) -> Result<(), WalError> {
@@ -50,6 +64,11 @@ impl<D: Disk> SnapshotWriter<D> {
         framed.extend_from_slice(body);
         self.file.write_at(self.offset, &framed).map_err(io_error("writing", &self.tmp))?;
         self.offset += framed.len() as u64;
+        self.unsynced_bytes += framed.len() as u64;
+        if self.unsynced_bytes >= SYNC_EVERY_BYTES {
+            self.file.sync().map_err(io_error("fsyncing", &self.tmp))?;
+            self.unsynced_bytes = 0;
+        }
         self.chunk_crcs.extend_from_slice(&crc.to_be_bytes());
         self.chunks += 1;
         Ok(())
