@@ -19,6 +19,9 @@ use proto::OpCode;
 use std::collections::{BTreeMap, BTreeSet};
 use tree::{owner, path, DataTree, Node};
 
+/// A session as `Replica::install` takes it: id, password, timeout (ms).
+pub type Session = (i64, [u8; 16], i32);
+
 #[derive(Debug, Default)]
 pub struct State {
     /// Every node by path (`/` for ZooKeeper's root, whose path is `""` on disk);
@@ -174,8 +177,8 @@ impl State {
         }
     }
 
-    /// The Warren tree and sessions `(id, password, timeout)` of this state.
-    pub fn into_warren(self) -> Result<(DataTree, Vec<(i64, [u8; 16], i32)>), proto::DecodeError> {
+    /// The Warren tree and sessions of this state.
+    pub fn into_warren(self) -> Result<(DataTree, Vec<Session>), proto::DecodeError> {
         let mut tree = DataTree::without_nodes();
         // Path order puts every parent before its children.
         for (p, node) in self.nodes {
