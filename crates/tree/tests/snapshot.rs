@@ -17,7 +17,7 @@ fn next_txn(tree: &DataTree, zxid: i64, pick: (u8, u16, u16)) -> Txn {
             let parent = at(pick.1);
             let name = format!("n{}", pick.2 % 50);
             let path = if parent == "/" { format!("/{name}") } else { format!("{parent}/{name}") };
-            let owner = if pick.2 % 7 == 0 { owner::CONTAINER } else { 0 };
+            let owner = if pick.2.is_multiple_of(7) { owner::CONTAINER } else { 0 };
             TxnOp::Create {
                 path,
                 data: Some(vec![pick.2 as u8; 3]),

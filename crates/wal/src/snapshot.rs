@@ -122,7 +122,7 @@ pub fn list<D: Disk>(disk: &D, dir: &Path) -> Result<Vec<(i64, PathBuf)>, WalErr
             Some((zxid as i64, dir.join(n)))
         })
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(zxid, _)| std::cmp::Reverse(*zxid));
     Ok(found)
 }
 
