@@ -90,8 +90,8 @@ def zxid_of(server):
     return int(m.group(1), 16)
 
 
-def zk_files(server, prefix):
-    names = glob.glob(os.path.join(server.data_dir, "version-2", prefix + ".*"))
+def zk_files(directory, prefix):
+    names = glob.glob(os.path.join(directory, "version-2", prefix + ".*"))
     return sorted(int(os.path.basename(n).split(".")[1], 16) for n in names)
 
 
@@ -151,7 +151,7 @@ def fill(zk):
         ok(c.delete("/bulk/n%03d" % (3 * SNAP_COUNT - 1 - attempt)))
         ok(c.set_acl("/iponly", IP_ACL, version=attempt))
         last = c.last_zxid
-        snaps = zk_files(zk, "snapshot")
+        snaps = zk_files(zk.data_dir, "snapshot")
         if snaps and 0 < max(snaps) < last - 3:
             break
     ok(c.call(Op.CLOSE_SESSION))
@@ -159,8 +159,12 @@ def fill(zk):
     return live, owned
 
 
-def test_import_serves_the_same_tree_stats_acls_and_sessions(servers):
-    zk = servers("zookeeper", {"snapCount": SNAP_COUNT})
+@pytest.mark.parametrize("separate_log_dir", [False, True], ids=["logs-beside", "dataLogDir"])
+def test_import_serves_the_same_tree_stats_acls_and_sessions(servers, tmp_path, separate_log_dir):
+    overrides = {"snapCount": SNAP_COUNT}
+    if separate_log_dir:
+        overrides["dataLogDir"] = str(tmp_path / "zk-log")
+    zk = servers("zookeeper", overrides)
     start(zk)
     live, owned = fill(zk)
     sid, passwd = live.session_id, live.passwd
@@ -170,13 +174,18 @@ def test_import_serves_the_same_tree_stats_acls_and_sessions(servers):
     zk.stop()   # SIGTERM, as an operator stops it
     live.close()
 
-    snaps, logs = zk_files(zk, "snapshot"), zk_files(zk, "log")
+    snaps, logs = zk_files(zk.data_dir, "snapshot"), zk_files(zk.cfg.get("dataLogDir", zk.data_dir), "log")
     assert len(snaps) >= 3 and len(logs) >= 3, (snaps, logs)
     assert 0 < max(snaps) < last_zxid, "the import must replay a log tail after the snapshot"
 
     warren = servers("warren")
-    run = subprocess.run([warren_bin(), "import-zookeeper", zk.data_dir, "--config", warren.cfg_path],
-                         capture_output=True, text=True, timeout=120)
+    command = [warren_bin(), "import-zookeeper", zk.data_dir, "--config", warren.cfg_path]
+    if separate_log_dir:
+        # Without the log directory the import refuses rather than lose the log tail.
+        alone = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert alone.returncode != 0 and "--log-dir" in alone.stderr, alone.stderr
+        command += ["--log-dir", zk.cfg["dataLogDir"]]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "at zxid %#x" % last_zxid in run.stdout, run.stdout
     # A second import onto the same data is refused.

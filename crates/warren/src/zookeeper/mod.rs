@@ -112,8 +112,13 @@ pub fn load(snap_dir: &Path, log_dir: &Path) -> Result<Loaded, ZkError> {
     };
     tracing::info!(file = %snapshot.display(), zxid = format_args!("{snapshot_zxid:#x}"), nodes = state.nodes.len(), "read ZooKeeper snapshot");
     let all_logs = list(log_dir, "log")?;
-    if all_logs.is_empty() {
-        tracing::warn!(dir = %log_dir.display(), "no ZooKeeper transaction logs (log.*) found; if ZooKeeper's dataLogDir is elsewhere, pass --log-dir");
+    // Past its first snapshot ZooKeeper always has a log; none here means it is elsewhere,
+    // and importing the snapshot alone would silently lose what came after it.
+    if all_logs.is_empty() && snapshot_zxid != 0 {
+        return Err(ZkError::Unusable(format!(
+            "no ZooKeeper transaction logs (log.*) in {}: pass ZooKeeper's dataLogDir with --log-dir",
+            log_dir.display()
+        )));
     }
     // The last log starting at or before the snapshot holds its next transaction.
     let start = all_logs.iter().filter(|(z, _, _)| *z <= snapshot_zxid).map(|(z, _, _)| *z).max().unwrap_or(0);
@@ -193,6 +198,14 @@ mod tests {
         assert!(!loaded.state.nodes.contains_key("/old"), "transactions in the snapshot are not replayed");
         assert_eq!(loaded.state.nodes["/b"].data.as_deref(), Some(&b"new"[..]));
         assert_eq!(loaded.state.nodes["/"].child_creates, 5);
+    }
+
+    #[test]
+    fn logs_kept_elsewhere_are_asked_for() {
+        let dir = dir_with(&[("snapshot.20", snapshot::tests::snapshot_file())]);
+        let v2 = version_dir(dir.path());
+        let err = load(&v2, &v2).unwrap_err().to_string();
+        assert!(err.contains("--log-dir"), "{err}");
     }
 
     #[test]
