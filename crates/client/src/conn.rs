@@ -275,7 +275,7 @@ impl Task {
             let stop = match self.serve(stream).await {
                 Outcome::Stop(stop) => stop,
                 Outcome::Lost(why) => {
-                    tracing::info!(%why, "connection lost; reconnecting");
+                    tracing::debug!(%why, "connection lost; reconnecting");
                     self.publish(SessionState::Connecting);
                     self.registry.broadcast(KeeperState::Disconnected, false);
                     match self.establish(false).await {

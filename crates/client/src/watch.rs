@@ -158,17 +158,12 @@ impl Registry {
     }
 
     /// The tables a removal of `watcher_type` looks at, each with the event its removed
-    /// watchers get.
+    /// watchers get. As in Java's 3.8 client, persistent watches go only with `Any`.
     fn removal_tables(watcher_type: WatcherType) -> &'static [(Kind, EventType)] {
         use EventType::*;
         match watcher_type {
-            WatcherType::Children => &[(Kind::Child, ChildWatchRemoved), (Kind::Persistent, PersistentWatchRemoved)],
-            WatcherType::Data => &[
-                (Kind::Data, DataWatchRemoved),
-                (Kind::Exist, DataWatchRemoved),
-                (Kind::Persistent, PersistentWatchRemoved),
-                (Kind::PersistentRecursive, PersistentWatchRemoved),
-            ],
+            WatcherType::Children => &[(Kind::Child, ChildWatchRemoved)],
+            WatcherType::Data => &[(Kind::Data, DataWatchRemoved), (Kind::Exist, DataWatchRemoved)],
             WatcherType::Any => &[
                 (Kind::Child, ChildWatchRemoved),
                 (Kind::Data, DataWatchRemoved),
@@ -331,11 +326,15 @@ mod tests {
         r.add(Kind::Data, "/a", &w1);
         r.add(Kind::Child, "/a", &w2);
         assert!(r.contains("/a", WatcherType::Children, None));
+        let (p, _ps) = Watcher::new();
+        r.add(Kind::Persistent, "/p", &p);
+        assert!(!r.contains("/p", WatcherType::Data, None) && r.contains("/p", WatcherType::Any, None));
         assert!(!r.contains("/a", WatcherType::Children, Some(&w1)));
         r.remove("/a", WatcherType::Any, Some(&w1));
         assert_eq!(drain(&mut s1), [(EventType::DataWatchRemoved, Some("/a".into()))]);
         assert!(drain(&mut s2).is_empty());
         r.remove("/a", WatcherType::Any, None);
+        r.remove("/p", WatcherType::Any, None);
         assert_eq!(drain(&mut s2), [(EventType::ChildWatchRemoved, Some("/a".into()))]);
         assert!(r.is_empty());
     }

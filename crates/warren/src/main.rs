@@ -4,6 +4,7 @@
 mod bench;
 mod data_tools;
 mod import;
+mod shell;
 mod zookeeper;
 
 use anyhow::Context;
@@ -37,6 +38,13 @@ enum Command {
     Snapshot(data_tools::SnapshotArgs),
     /// Delete all but the newest snapshots and the log segments they need.
     Purge(data_tools::PurgeArgs),
+    /// ZooKeeper's shell: `warren shell [-server HOST:PORT,...] [COMMAND ...]`, as zkCli.sh.
+    #[command(disable_help_flag = true)]
+    Shell {
+        /// zkCli.sh's single-dash arguments (`-server`, `-timeout`, `-r`), then a command.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,6 +61,7 @@ fn main() -> anyhow::Result<()> {
         Command::Log(args) => data_tools::log(args),
         Command::Snapshot(args) => data_tools::snapshot(args),
         Command::Purge(args) => data_tools::purge(args),
+        Command::Shell { args } => std::process::exit(shell::run(args)?),
     }
 }
 
