@@ -71,6 +71,8 @@ pub struct Config {
     pub snap_retain_count: usize,
     /// `autopurge.purgeInterval` in hours; 0 (the default) never purges automatically.
     pub purge_interval_hours: u64,
+    /// `snapshot.compression.method`: compress snapshots with zstd.
+    pub snapshot_zstd: bool,
 }
 
 impl Default for Config {
@@ -98,6 +100,7 @@ impl Default for Config {
             snap_count: 100_000,
             snap_retain_count: 3,
             purge_interval_hours: 0,
+            snapshot_zstd: false,
         }
     }
 }
@@ -222,6 +225,18 @@ impl Config {
                 }
                 "autopurge.snapRetainCount" => {
                     c.snap_retain_count = usize::try_from(int()?).map_err(|_| bad("expected a count"))?.max(3)
+                }
+                "snapshot.compression.method" => {
+                    c.snapshot_zstd = match e.value.as_str() {
+                        "" | "none" => false,
+                        "zstd" => true,
+                        // ZooKeeper's own methods; Warren's snapshots are its own format anyway.
+                        "gz" | "snappy" => {
+                            tracing::info!(line = e.line, method = %e.value, "snapshots are compressed with zstd instead");
+                            true
+                        }
+                        _ => return Err(bad("expected zstd, gz, snappy or none")),
+                    }
                 }
                 "autopurge.purgeInterval" => {
                     c.purge_interval_hours = u64::try_from(int()?).map_err(|_| bad("expected hours"))?

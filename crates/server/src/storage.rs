@@ -189,7 +189,12 @@ pub(crate) fn spawn_snapshot_thread(
                 if let Some((stale, _)) = writer.take() {
                     stale.abandon();
                 }
-                match SnapshotWriter::create(OsDisk, &dir, part.zxid) {
+                let created = if config.snapshot_zstd {
+                    SnapshotWriter::create_zstd(OsDisk, &dir, part.zxid, 1)
+                } else {
+                    SnapshotWriter::create(OsDisk, &dir, part.zxid)
+                };
+                match created {
                     Ok(w) => writer = Some((w, Instant::now())),
                     Err(e) => tracing::error!(error = %e, "cannot start a snapshot"),
                 }

@@ -41,11 +41,12 @@
 //!
 //! ```text
 //! snapshot = header chunk* end
-//! header   = magic "WARRENSN" | version u32 (1) | reserved u32 (0) | zxid i64               (24 bytes)
+//! header   = magic "WARRENSN" | version u32 (1) | flags u32 | zxid i64                      (24 bytes)
 //! chunk    = length u32 (> 0) | crc32c(body) u32 | body
 //! end      = 0 u32 | crc32c of the chunk checksums u32 | chunk count u64
 //! ```
 //!
+//! Flags bit 0 means every chunk body is zstd-compressed (checksums cover the stored bytes).
 //! Chunk bodies are opaque here (the replica's sessions, then the tree's nodes). A snapshot
 //! is valid only if every chunk verifies and the end record matches; one that does not is
 //! renamed `*.broken` (kept for inspection, never deleted) and the previous one is used.

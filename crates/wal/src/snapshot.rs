@@ -23,14 +23,30 @@ pub struct SnapshotWriter<D: Disk> {
     chunk_crcs: Vec<u8>,
     chunks: u64,
     unsynced_bytes: u64,
+    /// zstd level, when chunks are compressed.
+    zstd_level: Option<i32>,
 }
+
+/// The header's flags word: bit 0 set means every chunk body is zstd-compressed.
+const FLAG_ZSTD: u32 = 1;
 
 /// A snapshot is fsynced every this many bytes as it is written, so that the kernel never
 /// holds hundreds of megabytes to write back at once, which would stall the log's fsyncs.
 const SYNC_EVERY_BYTES: u64 = 4 << 20;
 
 impl<D: Disk> SnapshotWriter<D> {
+    /// An uncompressed snapshot.
     pub fn create(disk: D, dir: &Path, zxid: i64) -> Result<SnapshotWriter<D>, WalError> {
+        Self::open(disk, dir, zxid, None)
+    }
+
+    /// A snapshot whose chunks are zstd-compressed at `level` (by the writer's thread, off
+    /// the request path).
+    pub fn create_zstd(disk: D, dir: &Path, zxid: i64, level: i32) -> Result<SnapshotWriter<D>, WalError> {
+        Self::open(disk, dir, zxid, Some(level))
+    }
+
+    fn open(disk: D, dir: &Path, zxid: i64, zstd_level: Option<i32>) -> Result<SnapshotWriter<D>, WalError> {
         disk.create_dir_all(dir).map_err(io_error("creating", dir))?;
         let path = dir.join(snapshot_name(zxid));
         let tmp = path.with_extension("tmp");
@@ -38,7 +54,8 @@ impl<D: Disk> SnapshotWriter<D> {
         let mut header = Vec::with_capacity(HEADER_BYTES);
         header.extend_from_slice(MAGIC);
         header.extend_from_slice(&VERSION.to_be_bytes());
-        header.extend_from_slice(&0u32.to_be_bytes());
+        let flags = if zstd_level.is_some() { FLAG_ZSTD } else { 0 };
+        header.extend_from_slice(&flags.to_be_bytes());
         header.extend_from_slice(&zxid.to_be_bytes());
         file.write_at(0, &header).map_err(io_error("writing", &tmp))?;
         Ok(SnapshotWriter {
@@ -50,6 +67,7 @@ impl<D: Disk> SnapshotWriter<D> {
             chunk_crcs: Vec::new(),
             chunks: 0,
             unsynced_bytes: 0,
+            zstd_level,
         })
     }
 
@@ -57,6 +75,14 @@ impl<D: Disk> SnapshotWriter<D> {
         if body.is_empty() {
             return Ok(());
         }
+        let compressed;
+        let body = match self.zstd_level {
+            Some(level) => {
+                compressed = zstd::bulk::compress(body, level).map_err(io_error("compressing", &self.tmp))?;
+                &compressed[..]
+            }
+            None => body,
+        };
         let crc = crc32c::crc32c(body);
         let mut framed = Vec::with_capacity(8 + body.len());
         framed.extend_from_slice(&(body.len() as u32).to_be_bytes());
@@ -131,12 +157,17 @@ pub struct Snapshot {
     pub zxid: i64,
     bytes: Vec<u8>,
     chunks: Vec<std::ops::Range<usize>>,
+    /// The chunks decompressed, when the file is compressed.
+    decompressed: Option<Vec<Vec<u8>>>,
 }
 
 impl Snapshot {
-    /// The chunk bodies, in order, without copying them out of the file.
-    pub fn chunks(&self) -> impl Iterator<Item = &[u8]> {
-        self.chunks.iter().map(|r| &self.bytes[r.clone()])
+    /// The chunk bodies, in order (uncompressed files: without copying them out of the file).
+    pub fn chunks(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
+        match &self.decompressed {
+            Some(chunks) => Box::new(chunks.iter().map(Vec::as_slice)),
+            None => Box::new(self.chunks.iter().map(|r| &self.bytes[r.clone()])),
+        }
     }
 }
 
@@ -160,6 +191,10 @@ pub fn read_verified<D: Disk>(disk: &D, path: &Path) -> Result<Snapshot, WalErro
     if u32::from_be_bytes([data[8], data[9], data[10], data[11]]) != VERSION {
         return Err(corrupt(8, "unsupported snapshot version"));
     }
+    let flags = u32::from_be_bytes([data[12], data[13], data[14], data[15]]);
+    if flags & !FLAG_ZSTD != 0 {
+        return Err(corrupt(12, "unknown snapshot flags"));
+    }
     let zxid = i64::from_be_bytes(data[16..24].try_into().map_err(|_| corrupt(16, "short header"))?);
     // The header is not under a checksum; the file name says the same zxid.
     let named = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("snapshot."));
@@ -179,7 +214,16 @@ pub fn read_verified<D: Disk>(disk: &D, path: &Path) -> Result<Snapshot, WalErro
             if crc != crc32c::crc32c(&crcs) || count != chunks.len() as u64 {
                 return Err(corrupt(at, "end record does not match the chunks"));
             }
-            return Ok(Snapshot { zxid, bytes: data, chunks });
+            let decompressed = if flags & FLAG_ZSTD != 0 {
+                let decompress = |r: &std::ops::Range<usize>| {
+                    zstd::stream::decode_all(&data[r.clone()])
+                        .map_err(|e| corrupt(r.start, &format!("chunk does not decompress: {e}")))
+                };
+                Some(chunks.iter().map(decompress).collect::<Result<_, _>>()?)
+            } else {
+                None
+            };
+            return Ok(Snapshot { zxid, bytes: data, chunks, decompressed });
         }
         let body = data.get(at + 8..at + 8 + len).ok_or_else(|| corrupt(at, "truncated chunk"))?;
         if crc32c::crc32c(body) != crc {

@@ -192,3 +192,20 @@ fn a_snapshot_with_a_flipped_bit_does_not_verify() {
         assert!(read(&copy, &path).is_err(), "a flip at byte {offset} went unnoticed");
     }
 }
+
+#[test]
+fn compressed_snapshots_round_trip_and_detect_damage() {
+    use wal::snapshot::{read, SnapshotWriter};
+    let disk = MemDisk::new();
+    let snaps = PathBuf::from("/data/snapshot");
+    let body = vec![b'z'; 100_000];
+    let mut w = SnapshotWriter::create_zstd(disk.clone(), &snaps, 9, 1).unwrap();
+    w.write_chunk(b"sessions").unwrap();
+    w.write_chunk(&body).unwrap();
+    let (path, bytes) = w.finish().unwrap();
+    assert!(bytes < 1000, "{bytes} bytes: the chunks were compressed");
+    let (zxid, chunks) = read(&disk, &path).unwrap();
+    assert_eq!((zxid, chunks), (9, vec![b"sessions".to_vec(), body]));
+    disk.flip_bit(&path, 40);
+    assert!(read(&disk, &path).is_err());
+}

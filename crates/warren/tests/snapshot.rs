@@ -64,3 +64,15 @@ async fn a_damaged_snapshot_is_set_aside_and_the_previous_one_used() {
     assert!(server.log().contains("damaged snapshot set aside"), "{}", server.log());
     check(&server, 600).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zstd_compressed_snapshots_restore() {
+    let mut server = Server::start("snapCount=200\nsnapshot.compression.method=zstd");
+    fill(&server, 600).await;
+    let dir = server.dir.path().join("data/warren/snapshot");
+    let newest = snapshots(&server).into_iter().next_back().unwrap();
+    let header = std::fs::read(dir.join(&newest)).unwrap();
+    assert_eq!(header[12..16], [0, 0, 0, 1], "the zstd flag is set");
+    server.restart();
+    check(&server, 600).await;
+}
