@@ -200,6 +200,79 @@ mod tests {
         assert_eq!(loaded.state.nodes["/"].child_creates, 5);
     }
 
+    /// `testdata/` was written by real ZooKeeper 3.8 (`testdata/make.py`), which also
+    /// recorded what it served then: every node's data, Stat and ACL, its last zxid, and the
+    /// id and password of the session that owns an ephemeral.
+    #[test]
+    fn a_real_zookeeper_directory_reads_as_zookeeper_served_it() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/zookeeper/testdata");
+        let text = std::fs::read_to_string(dir.join("expected.json")).unwrap();
+        let expected: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let v2 = version_dir(&dir);
+        let loaded = load(&v2, &v2).unwrap();
+        assert_eq!(loaded.state.zxid, expected["last_zxid"].as_i64().unwrap());
+        assert!(loaded.snapshot_zxid < loaded.state.zxid && loaded.txns > 0, "a snapshot and a log tail");
+        let session = expected["session"][0].as_i64().unwrap();
+        let password: String = password::session_password(session).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(password, expected["session"][1].as_str().unwrap(), "ZooKeeper's password for {session:#x}");
+        let (tree, sessions) = loaded.state.into_warren().unwrap();
+        assert!(sessions.iter().any(|s| s.0 == session && s.2 == 30_000), "{sessions:?}");
+        let nodes = expected["nodes"].as_object().unwrap();
+        assert_eq!(tree.node_count(), nodes.len());
+        for (path, want) in nodes {
+            let node = tree.node(path).unwrap_or_else(|| panic!("{path} missing"));
+            let s = node.stat();
+            let stat = [
+                s.czxid,
+                s.mzxid,
+                s.ctime,
+                s.mtime,
+                s.version.into(),
+                s.cversion.into(),
+                s.aversion.into(),
+                s.ephemeral_owner,
+                s.data_length.into(),
+                s.num_children.into(),
+                s.pzxid,
+            ];
+            let want_stat: Vec<i64> = want["stat"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+            assert_eq!(stat.to_vec(), want_stat, "Stat of {path}");
+            let data = node.data.as_ref().map(|d| d.iter().map(|b| format!("{b:02x}")).collect::<String>());
+            assert_eq!(data.as_deref(), want["data"].as_str(), "data of {path}");
+            let acl: Vec<serde_json::Value> = node
+                .acl
+                .iter()
+                .map(|a| serde_json::json!([a.perms, a.id.scheme, a.id.id.as_deref().unwrap_or("")]))
+                .collect();
+            assert_eq!(&serde_json::Value::from(acl), &want["acl"], "ACL of {path}");
+        }
+    }
+
+    #[test]
+    fn damage_to_real_files_is_refused_and_never_panics() {
+        let v2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/zookeeper/testdata/version-2");
+        for (name, is_snapshot) in [("snapshot.1b", true), ("log.17", false)] {
+            let bytes = std::fs::read(v2.join(name)).unwrap();
+            // What a file yields: its nodes, or its transactions.
+            let parse = |b: &[u8]| match is_snapshot {
+                true => snapshot::parse(b, 0x1b).map(|state| state.nodes.len()),
+                false => txnlog::parse(b).map(|log| log.txns.len()),
+            };
+            let whole = parse(&bytes).unwrap();
+            // The log's header holds an unchecked dbid (bytes 8 to 16), as in ZooKeeper.
+            let checked = if is_snapshot { 0 } else { 16 };
+            for i in 0..bytes.len() {
+                let mut flipped = bytes.clone();
+                flipped[i] ^= 0x20;
+                let _ = parse(&bytes[..i]);
+                // A log whose length field now runs past its end reads as a torn tail: fewer
+                // transactions, as ZooKeeper would read it; anything else is refused.
+                let read = parse(&flipped);
+                assert!(i < checked || read.as_ref().map_or(true, |n| *n < whole), "{name}: flip at {i}: {read:?}");
+            }
+        }
+    }
+
     #[test]
     fn logs_kept_elsewhere_are_asked_for() {
         let dir = dir_with(&[("snapshot.20", snapshot::tests::snapshot_file())]);
