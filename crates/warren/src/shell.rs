@@ -614,7 +614,7 @@ impl Shell {
         let path = p.args.get(1).ok_or_else(|| CliError::usage("ls"))?.clone();
         let watcher = p.has('w').then_some(&self.watcher);
         if p.has('R') {
-            return ls_recursive(zk, &path, watcher).await.map_err(|e| keeper_error(&e, &path));
+            return visit_subtree(zk, &path, watcher, Visit::Print).await;
         }
         let (mut children, stat) = match (watcher, p.has('s')) {
             (Some(w), true) => zk.get_children2_watch(&path, w).await.map(|(c, s)| (c, Some(s))),
@@ -718,14 +718,35 @@ fn deprecated_watch(p: &mut Parsed, warning: &str) {
     }
 }
 
-/// `ls -R`: the node, then each level's children before their subtrees, as zkCli.sh's
-/// `ZKUtil.visitSubTreeDFS` prints them.
-async fn ls_recursive(zk: &Client, path: &str, watcher: Option<&Watcher>) -> Result<(), Error> {
+/// What `ls -R` and `setAcl -R` do at each node of a subtree.
+enum Visit<'a> {
+    Print,
+    /// zkCli.sh prints each failure's message with no line end and carries on.
+    SetAcl(&'a [Acl], Option<i32>),
+}
+
+impl Visit<'_> {
+    async fn apply(&self, zk: &Client, path: &str) {
+        match self {
+            Visit::Print => println!("{path}"),
+            Visit::SetAcl(acl, version) => {
+                if let Err(e) = zk.set_acl(path, acl, *version).await {
+                    print!("{}", e.keeper_message(Some(path)));
+                }
+            }
+        }
+    }
+}
+
+/// Walks a subtree as zkCli.sh's `ZKUtil.visitSubTreeDFS`: the node, then each node's
+/// children (sorted) before their own subtrees. A failure names the node it hit.
+async fn visit_subtree(zk: &Client, path: &str, watcher: Option<&Watcher>, visit: Visit<'_>) -> CliResult {
     match watcher {
-        Some(w) => zk.get_data_watch(path, w).await?,
-        None => zk.get_data(path).await?,
-    };
-    println!("{path}");
+        Some(w) => zk.get_data_watch(path, w).await,
+        None => zk.get_data(path).await,
+    }
+    .map_err(|e| keeper_error(&e, path))?;
+    visit.apply(zk, path).await;
     let mut stack = vec![path.to_owned()];
     while let Some(node) = stack.pop() {
         let children = match watcher {
@@ -734,14 +755,14 @@ async fn ls_recursive(zk: &Client, path: &str, watcher: Option<&Watcher>) -> Res
         };
         let mut children = match children {
             Ok(children) => children,
-            // Deleted meanwhile: nothing below it to show.
+            // Deleted meanwhile: nothing below it to visit.
             Err(Error::NoNode) => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(keeper_error(&e, &node)),
         };
         children.sort();
         let paths: Vec<String> = children.iter().map(|c| join(&node, c)).collect();
         for child in &paths {
-            println!("{child}");
+            visit.apply(zk, child).await;
         }
         stack.extend(paths.into_iter().rev());
     }
@@ -886,18 +907,7 @@ async fn set_acl(zk: &Client, words: &[String]) -> CliResult {
     let acl = parse_acl(acl_text);
     let version = version_option(&p)?;
     if p.has('R') {
-        // zkCli.sh prints each failure's message with no line end and carries on.
-        let mut nodes = vec![path.clone()];
-        zk.get_data(path).await.map_err(|e| keeper_error(&e, path))?;
-        while let Some(node) = nodes.pop() {
-            if let Err(e) = zk.set_acl(&node, &acl, version).await {
-                print!("{}", e.keeper_message(Some(&node)));
-            }
-            let mut children = zk.get_children(&node).await.unwrap_or_default();
-            children.sort();
-            nodes.extend(children.iter().rev().map(|c| join(&node, c)));
-        }
-        return Ok(());
+        return visit_subtree(zk, path, None, Visit::SetAcl(&acl, version)).await;
     }
     let stat = zk.set_acl(path, &acl, version).await.map_err(|e| keeper_error(&e, path))?;
     if p.has('s') {
