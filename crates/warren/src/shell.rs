@@ -1080,7 +1080,9 @@ pub fn run(args: Vec<String>) -> anyhow::Result<i32> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let interactive = options.command.is_empty() && std::io::stdin().is_terminal();
     let mut editor = if interactive {
-        let mut editor = rustyline::Editor::<Completion, rustyline::history::DefaultHistory>::new()?;
+        // Tab lists the candidates, as JLine does in zkCli.sh (rustyline's default cycles).
+        let config = rustyline::Config::builder().completion_type(rustyline::CompletionType::List).build();
+        let mut editor = rustyline::Editor::<Completion, rustyline::history::DefaultHistory>::with_config(config)?;
         if let Some(file) = history_file() {
             let _ = editor.load_history(&file);
         }
