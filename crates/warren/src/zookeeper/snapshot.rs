@@ -146,6 +146,7 @@ pub fn parse(bytes: &[u8], zxid: i64) -> Result<State, Damage> {
             Damage::new(
                 at,
                 match refused {
+                    Refused::BadPath => format!("node path {warren_path:?} is malformed"),
                     Refused::NoParent => format!("node {warren_path:?} comes before its parent"),
                     Refused::Exists => format!("node {warren_path:?} appears twice"),
                 },

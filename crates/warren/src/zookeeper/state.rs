@@ -37,13 +37,22 @@ pub struct State {
 /// Why a node could not be added.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refused {
+    BadPath,
     NoParent,
     Exists,
+}
+
+/// `/`, or `/`-separated non-empty names.
+fn well_formed(p: &str) -> bool {
+    p == path::ROOT || (p.starts_with('/') && !p.ends_with('/') && !p.contains("//"))
 }
 
 impl State {
     /// Adds a node read from a snapshot, after its parent.
     pub fn load(&mut self, p: &str, node: Node) -> Result<(), Refused> {
+        if !well_formed(p) {
+            return Err(Refused::BadPath);
+        }
         if p != path::ROOT && !self.nodes.contains_key(path::parent(p)) {
             return Err(Refused::NoParent);
         }
@@ -116,8 +125,8 @@ impl State {
         parent_cversion: i32,
         txn: &Txn,
     ) -> Result<(), Refused> {
-        if p == path::ROOT || !p.starts_with('/') {
-            return Err(Refused::NoParent);
+        if !well_formed(p) || p == path::ROOT {
+            return Err(Refused::BadPath);
         }
         if !self.nodes.contains_key(path::parent(p)) {
             return Err(Refused::NoParent);
@@ -245,6 +254,16 @@ mod tests {
         let (tree, _) = s.into_warren().unwrap();
         assert_eq!(tree.node("/a").unwrap().stat().cversion, 3);
         assert_eq!(tree.node("/a/c").unwrap().stat().ctime, 5004);
+    }
+
+    #[test]
+    fn malformed_paths_are_refused() {
+        let mut s = root();
+        for bad in ["", "a", "/a/", "//a"] {
+            assert_eq!(s.load(bad, node(1)), Err(Refused::BadPath), "{bad:?}");
+        }
+        s.apply(&txn(1, 7, create("/a/", 1, 0)));
+        assert_eq!((s.nodes.len(), s.nodes["/"].child_creates), (1, 0), "a create of a bad path changes nothing");
     }
 
     #[test]
