@@ -162,11 +162,15 @@ def fill(zk):
     return live, owned
 
 
-@pytest.mark.parametrize("separate_log_dir", [False, True], ids=["logs-beside", "dataLogDir"])
-def test_import_serves_the_same_tree_stats_acls_and_sessions(servers, tmp_path, separate_log_dir):
+@pytest.mark.parametrize("separate_log_dir,gzip", [(False, False), (True, False), (False, True)],
+                         ids=["logs-beside", "dataLogDir", "gzip-snapshots"])
+def test_import_serves_the_same_tree_stats_acls_and_sessions(servers, tmp_path, separate_log_dir, gzip):
     overrides = {"snapCount": SNAP_COUNT}
     if separate_log_dir:
         overrides["dataLogDir"] = str(tmp_path / "zk-log")
+    if gzip:
+        # Becomes the system property zookeeper.snapshot.compression.method.
+        overrides["snapshot.compression.method"] = "gz"
     zk = servers("zookeeper", overrides)
     start(zk)
     live, owned = fill(zk)
@@ -178,6 +182,8 @@ def test_import_serves_the_same_tree_stats_acls_and_sessions(servers, tmp_path, 
     live.close()
 
     snaps, logs = zk_files(zk.data_dir, "snapshot"), zk_files(zk.cfg.get("dataLogDir", zk.data_dir), "log")
+    if gzip:
+        assert glob.glob(os.path.join(zk.data_dir, "version-2", "snapshot.*.gz")), "ZooKeeper wrote gzip snapshots"
     assert len(snaps) >= 3 and len(logs) >= 3, (snaps, logs)
     assert 0 < max(snaps) < last_zxid, "the import must replay a log tail after the snapshot"
 

@@ -91,14 +91,27 @@ pub fn load(snap_dir: &Path, log_dir: &Path) -> Result<Loaded, ZkError> {
     }
     let mut chosen = None;
     for (zxid, path, suffix) in snapshots.into_iter().rev() {
-        if let Some(suffix) = suffix {
-            return Err(ZkError::Unusable(format!(
-                "{}: compressed snapshots (.{suffix}) are not supported; restart ZooKeeper once with \
-                 zookeeper.snapshot.compression.method unset so that it writes an uncompressed one",
-                path.display()
-            )));
-        }
-        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let raw = std::fs::read(&path).map_err(io(&path))?;
+        let bytes = match suffix.as_deref() {
+            None => raw,
+            // zookeeper.snapshot.compression.method=gz: Java's GZIPOutputStream, one member.
+            Some("gz") => {
+                let mut plain = Vec::new();
+                match std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut plain) {
+                    Ok(_) => plain,
+                    // Cut short by a crash: ZooKeeper fails to read it and takes the previous one.
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Vec::new(),
+                    Err(e) => return Err(ZkError::Damaged { path, offset: 0, reason: format!("gzip: {e}") }),
+                }
+            }
+            Some(other) => {
+                return Err(ZkError::Unusable(format!(
+                    "{}: .{other} snapshots are not supported; restart ZooKeeper once with \
+                     zookeeper.snapshot.compression.method unset (or gz) so that it writes one Warren reads",
+                    path.display()
+                )))
+            }
+        };
         if !snapshot::looks_complete(&bytes) {
             tracing::warn!(file = %path.display(), "incomplete snapshot skipped (ZooKeeper skips it too)");
             continue;
@@ -279,6 +292,25 @@ mod tests {
         let v2 = version_dir(dir.path());
         let err = load(&v2, &v2).unwrap_err().to_string();
         assert!(err.contains("--log-dir"), "{err}");
+    }
+
+    #[test]
+    fn gzip_snapshots_are_read_and_snappy_ones_refused() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&snapshot::tests::snapshot_file()).unwrap();
+        let gz = gz.finish().unwrap();
+        let log = log_file(&[create(1, 0x21, "/b", b"", false, 5)]);
+        let dir = dir_with(&[("snapshot.20.gz", gz.clone()), ("log.21", log.clone())]);
+        let v2 = version_dir(dir.path());
+        let loaded = load(&v2, &v2).unwrap();
+        assert_eq!((loaded.snapshot_zxid, loaded.state.zxid, loaded.state.nodes.len()), (0x20, 0x21, 4));
+        // A newer one cut short by a crash is skipped, as ZooKeeper skips it.
+        std::fs::write(v2.join("snapshot.21.gz"), &gz[..gz.len() / 2]).unwrap();
+        assert_eq!(load(&v2, &v2).unwrap().snapshot_zxid, 0x20);
+        let dir = dir_with(&[("snapshot.20.snappy", gz), ("log.21", log)]);
+        let v2 = version_dir(dir.path());
+        assert!(load(&v2, &v2).unwrap_err().to_string().contains(".snappy snapshots are not supported"));
     }
 
     #[test]
