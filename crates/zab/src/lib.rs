@@ -1,0 +1,22 @@
+//! ZooKeeper Atomic Broadcast as a pure state machine, one [`Peer`] per server.
+//!
+//! Inputs (ticks, messages from peers, "the log is durable up to zxid", proposals) go in
+//! through [`Peer::step`]; outputs (messages, log appends and truncations, epoch updates,
+//! committed entries to deliver) come out. No sockets, threads, clocks or randomness: the
+//! server drives it with real ones, the simulator with seeded ones.
+//!
+//! Phases, as in the ZAB paper and ZooKeeper: fast leader election over (epoch, zxid, id)
+//! votes; discovery, where the new leader gathers a quorum's accepted epochs and proposes a
+//! new one; synchronization, where each follower is brought to the leader's history (TRUNC
+//! what it has that the leader does not, DIFF what it lacks) and acknowledges NEWLEADER;
+//! broadcast, where each proposal is logged by a quorum before it is committed, in zxid
+//! order. Transactions are opaque bytes here: `zab` knows nothing of the tree.
+//!
+//! Not yet: synchronization by snapshot (SNAP) for a follower that is behind the leader's
+//! log, observers, and starting a new epoch when the counter runs out.
+
+mod message;
+mod peer;
+
+pub use message::{epoch_of, zxid, Entry, Message, PeerState, ServerId, Vote, Zxid};
+pub use peer::{Config, Durable, Input, Output, Peer};
