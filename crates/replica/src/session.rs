@@ -54,7 +54,11 @@ impl Sessions {
     pub fn restore(&mut self, id: i64, passwd: [u8; 16], timeout_ms: i32, now_ms: i64) {
         let deadline_ms = self.deadline(now_ms, timeout_ms);
         self.sessions.entry(id).or_insert(Session { id, passwd, timeout_ms, deadline_ms, conn: None, closing: false });
-        self.next_id = self.next_id.max(id);
+        // Ids issued by this server stay unique; ids from elsewhere (another server of an
+        // ensemble, or imported from ZooKeeper) live under another prefix.
+        if (id as u64) >> 56 == (self.next_id as u64) >> 56 {
+            self.next_id = self.next_id.max(id);
+        }
     }
 
     pub fn get(&self, id: i64) -> Option<&Session> {

@@ -20,7 +20,7 @@
 //! ```text
 //! segment  = header batch* zero*
 //! header   = magic "WARRENLG" | version u32 (1) | reserved u32 (0) | first zxid i64     (24 bytes)
-//! batch    = length u32 | crc32c(body) u32 | body                                       (length = body bytes)
+//! batch    = length u32 | crc32c(length) u32 | crc32c(body) u32 | body                   (length = body bytes)
 //! body     = count u32 | entry{count}
 //! entry    = zxid i64 | length u32 | payload
 //! ```

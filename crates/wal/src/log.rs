@@ -7,6 +7,8 @@ use thiserror::Error;
 const MAGIC: &[u8; 8] = b"WARRENLG";
 const VERSION: u32 = 1;
 const HEADER_BYTES: u64 = 24;
+/// Length, checksum of the length, checksum of the body.
+const BATCH_HEADER_BYTES: usize = 12;
 /// A batch larger than this is damage, not data.
 const BATCH_BYTES_MAX: u32 = 256 << 20;
 
@@ -93,8 +95,10 @@ fn be_i64(b: &[u8]) -> i64 {
 /// Encodes one batch (one group commit).
 fn encode_batch(entries: &[(i64, Vec<u8>)]) -> Vec<u8> {
     let body_len: usize = 4 + entries.iter().map(|(_, p)| 12 + p.len()).sum::<usize>();
-    let mut out = Vec::with_capacity(8 + body_len);
-    out.extend_from_slice(&(body_len as u32).to_be_bytes());
+    let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + body_len);
+    let len = (body_len as u32).to_be_bytes();
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&crc32c::crc32c(&len).to_be_bytes());
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
     for (zxid, payload) in entries {
@@ -102,8 +106,8 @@ fn encode_batch(entries: &[(i64, Vec<u8>)]) -> Vec<u8> {
         out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
         out.extend_from_slice(payload);
     }
-    let crc = crc32c::crc32c(&out[8..]);
-    out[4..8].copy_from_slice(&crc.to_be_bytes());
+    let crc = crc32c::crc32c(&out[BATCH_HEADER_BYTES..]);
+    out[8..12].copy_from_slice(&crc.to_be_bytes());
     out
 }
 
@@ -159,30 +163,40 @@ fn scan_segment(path: &Path, data: &[u8], collector: &mut Collector) -> Result<S
     let mut at = HEADER_BYTES as usize;
     loop {
         let rest = &data[at..];
-        if rest.len() < 8 || be_u32(rest) == 0 {
+        if rest.len() < BATCH_HEADER_BYTES || be_u32(rest) == 0 {
             // The written part ends here; what follows must be preallocated zeros.
             return match first_non_zero(rest) {
                 None => Ok(Scan::Clean { end: at as u64 }),
-                Some(i) if rest.len() >= 8 => Err(corrupt((at + i) as u64, "data after the end of the log")),
+                Some(i) if rest.len() >= BATCH_HEADER_BYTES => {
+                    Err(corrupt((at + i) as u64, "data after the end of the log"))
+                }
                 Some(_) => Ok(Scan::Torn { end: at as u64, bytes: rest.iter().filter(|b| **b != 0).count() as u64 }),
             };
         }
         let len = be_u32(rest);
-        let whole = len <= BATCH_BYTES_MAX && rest.len() >= 8 + len as usize;
+        // The length has its own checksum: a damaged length must not make the rest of the
+        // log look like one torn batch.
+        let header_valid = crc32c::crc32c(&rest[..4]) == be_u32(&rest[4..]) && len <= BATCH_BYTES_MAX;
+        let whole = header_valid && rest.len() >= BATCH_HEADER_BYTES + len as usize;
         let valid = whole && {
-            let body = &rest[8..8 + len as usize];
-            crc32c::crc32c(body) == be_u32(&rest[4..])
+            let body = &rest[BATCH_HEADER_BYTES..BATCH_HEADER_BYTES + len as usize];
+            crc32c::crc32c(body) == be_u32(&rest[8..])
         };
         if !valid {
-            // Torn only if nothing was written after this batch's extent.
-            let extent = if whole { 8 + len as usize } else { rest.len() };
+            // Torn only if nothing was written after this batch's extent (its header, when
+            // the header itself is incomplete).
+            let extent = match (header_valid, whole) {
+                (false, _) => BATCH_HEADER_BYTES,
+                (true, true) => BATCH_HEADER_BYTES + len as usize,
+                (true, false) => rest.len(),
+            };
             if first_non_zero(&rest[extent..]).is_some() {
                 return Err(corrupt(at as u64, "checksum mismatch in the middle of the log"));
             }
             let bytes = rest[..extent].iter().filter(|b| **b != 0).count() as u64;
             return Ok(Scan::Torn { end: at as u64, bytes });
         }
-        let body = &rest[8..8 + len as usize];
+        let body = &rest[BATCH_HEADER_BYTES..BATCH_HEADER_BYTES + len as usize];
         let batch = split_body(body).ok_or_else(|| corrupt(at as u64, "malformed batch"))?;
         for (zxid, payload) in batch {
             if zxid <= collector.last_zxid {
@@ -194,7 +208,7 @@ fn scan_segment(path: &Path, data: &[u8], collector: &mut Collector) -> Result<S
                 collector.entries.push((zxid, payload.to_vec()));
             }
         }
-        at += 8 + len as usize;
+        at += BATCH_HEADER_BYTES + len as usize;
     }
 }
 

@@ -48,7 +48,7 @@ fn appended_batches_come_back_in_order() {
 #[test]
 fn repair_write_tear_last_at_every_byte() {
     let last = batch(3, 3);
-    let batch_bytes = 8 + 4 + last.iter().map(|(_, p)| 12 + p.len()).sum::<usize>();
+    let batch_bytes = 12 + 4 + last.iter().map(|(_, p)| 12 + p.len()).sum::<usize>();
     for keep in 0..=batch_bytes {
         let disk = MemDisk::new();
         let (mut wal, _) = Wal::open(disk.clone(), &dir(), options(), 0).unwrap();
@@ -121,7 +121,7 @@ fn bit_flip_in_the_middle_is_an_error_naming_file_and_offset() {
     wal.append(&batch(3, 2)).unwrap();
     drop(wal);
     let segment = only_segment(&disk);
-    disk.flip_bit(&segment, 24 + 8 + 4 + 3);
+    disk.flip_bit(&segment, 24 + 12 + 4 + 3);
     let err = Wal::open(disk, &dir(), options(), 0).err().expect("damage is an error");
     match &err {
         WalError::Corrupt { path, offset, .. } => assert_eq!((path.as_path(), *offset), (segment.as_path(), 24)),
@@ -208,4 +208,23 @@ fn compressed_snapshots_round_trip_and_detect_damage() {
     assert_eq!((zxid, chunks), (9, vec![b"sessions".to_vec(), body]));
     disk.flip_bit(&path, 40);
     assert!(read(&disk, &path).is_err());
+}
+
+#[test]
+fn a_damaged_length_in_the_middle_is_an_error_not_a_torn_tail() {
+    let disk = MemDisk::new();
+    let (mut wal, _) = Wal::open(disk.clone(), &dir(), options(), 0).unwrap();
+    for z in 1..=6 {
+        wal.append(&batch(z, 1)).unwrap();
+    }
+    drop(wal);
+    let segment = only_segment(&disk);
+    // The second batch starts after the header and the first batch (12 + 4 + 12 + "txn 1").
+    let second = 24 + 12 + 4 + 12 + 5;
+    disk.flip_bit(&segment, second);
+    match Wal::open(disk, &dir(), options(), 0) {
+        Err(WalError::Corrupt { offset, .. }) => assert_eq!(offset, second as u64),
+        Err(other) => panic!("unexpected {other}"),
+        Ok((_, recovery)) => panic!("acknowledged writes cut as a torn tail: {:?}", recovery.cut),
+    }
 }
