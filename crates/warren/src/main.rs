@@ -5,6 +5,7 @@ mod bench;
 mod data_tools;
 mod import;
 mod shell;
+mod simulate;
 mod zookeeper;
 
 use anyhow::Context;
@@ -38,6 +39,8 @@ enum Command {
     Snapshot(data_tools::SnapshotArgs),
     /// Delete all but the newest snapshots and the log segments they need.
     Purge(data_tools::PurgeArgs),
+    /// Run the deterministic ensemble simulator: `warren sim --seed N --trace` replays a seed.
+    Sim(simulate::SimArgs),
     /// ZooKeeper's shell: `warren shell [-server HOST:PORT,...] [COMMAND ...]`, as zkCli.sh.
     #[command(disable_help_flag = true)]
     Shell {
@@ -61,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         Command::Log(args) => data_tools::log(args),
         Command::Snapshot(args) => data_tools::snapshot(args),
         Command::Purge(args) => data_tools::purge(args),
+        Command::Sim(args) => simulate::run(args),
         Command::Shell { args } => std::process::exit(shell::run(args)?),
     }
 }
