@@ -51,11 +51,14 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // The simulator runs thousands of elections a second: only warnings by default.
+    let default_level = if matches!(cli.command, Command::Sim(_)) { "warn" } else { "info" };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_level.into()))
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Server { config } => run_server(config),
         Command::Bench(args) => {
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(bench::run(args))
