@@ -61,6 +61,13 @@ impl Coverage {
     }
 }
 
+/// A passing run: the recovery paths it took and, if asked for, its trace.
+#[derive(Debug)]
+pub struct Report {
+    pub coverage: Coverage,
+    pub trace: Vec<String>,
+}
+
 #[derive(Debug)]
 pub struct Failure {
     pub seed: u64,
@@ -411,8 +418,8 @@ impl Sim {
     }
 }
 
-/// Runs one seed; `Ok` carries what recovery paths it took.
-pub fn run(seed: u64, options: &Options) -> Result<Coverage, Failure> {
+/// Runs one seed.
+pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // Swarm testing: each seed gets its own ensemble size and fault mix.
     let size = [3, 3, 5, 5, 7][(rng.next_u64() % 5) as usize];
@@ -474,7 +481,7 @@ pub fn run(seed: u64, options: &Options) -> Result<Coverage, Failure> {
             .values()
             .any(|n| n.peer.as_ref().is_some_and(Peer::is_established_leader) && n.delivered.len() > committed_before);
         if leader_caught_up {
-            return Ok(sim.coverage);
+            return Ok(Report { coverage: sim.coverage, trace: sim.trace.unwrap_or_default() });
         }
     }
     let reason = format!("no leader committed a new write within {} ticks of healing", options.liveness_ticks);

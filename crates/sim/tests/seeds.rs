@@ -8,7 +8,7 @@ fn five_hundred_seeds_keep_every_invariant() {
     for seed in first..first + 500 {
         // A peer's own assertion (a broken internal invariant) is a failure of this seed too.
         match std::panic::catch_unwind(|| sim::run(seed, &sim::Options::default())) {
-            Ok(Ok(coverage)) => total.add(&coverage),
+            Ok(Ok(report)) => total.add(&report.coverage),
             Ok(Err(failure)) => panic!("{failure}"),
             Err(_) => panic!("seed {seed} panicked (replay: warren sim --seed {seed} --trace)"),
         }
@@ -35,7 +35,7 @@ fn a_seed_replays_exactly() {
 fn replay() {
     let seed = std::env::var("WARREN_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     match sim::run(seed, &sim::Options { trace: true, ..sim::Options::default() }) {
-        Ok(coverage) => println!("seed {seed} passed: {coverage:?}"),
+        Ok(report) => println!("seed {seed} passed: {:?}", report.coverage),
         Err(failure) => {
             for line in &failure.trace {
                 println!("{line}");

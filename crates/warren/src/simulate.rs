@@ -21,11 +21,14 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
     let mut total = sim::Coverage::default();
     for seed in args.seed..args.seed.saturating_add(args.count) {
         match sim::run(seed, &options) {
-            Ok(coverage) => {
-                if args.count == 1 {
-                    println!("seed {seed}: ok {coverage:?}");
+            Ok(report) => {
+                for line in &report.trace {
+                    println!("{line}");
                 }
-                total.add(&coverage);
+                if args.count == 1 {
+                    println!("seed {seed}: ok {:?}", report.coverage);
+                }
+                total.add(&report.coverage);
             }
             Err(failure) => {
                 for line in &failure.trace {
