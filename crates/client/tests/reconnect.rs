@@ -123,12 +123,12 @@ async fn expired_session_is_reported(address: &str) {
 }
 
 async fn pings_keep_an_idle_session_alive(address: &str) {
-    let zk = Client::builder(address).session_timeout(Duration::from_millis(1000)).connect().await.unwrap();
+    let zk = Client::builder(address).session_timeout(Duration::from_millis(2000)).connect().await.unwrap();
     zk.create("/idle", None, &acls::open_unsafe(), CreateMode::Ephemeral).await.unwrap();
     let mut changes = zk.session_changes();
     changes.borrow_and_update();
-    // Three session timeouts without a request: only pings keep the session.
-    let changed = tokio::time::timeout(Duration::from_millis(3000), changes.changed()).await;
+    // Two and a half session timeouts without a request: only pings keep the session.
+    let changed = tokio::time::timeout(Duration::from_millis(5000), changes.changed()).await;
     assert!(changed.is_err(), "the session changed while idle: {:?}", zk.session());
     assert_eq!(zk.exists("/idle").await.unwrap().unwrap().ephemeral_owner, zk.session_id());
 }
