@@ -26,11 +26,13 @@ pub fn frame_length(buf: &[u8], max: usize) -> Result<Option<usize>, FrameError>
     Ok((buf.len() >= total).then_some(total))
 }
 
-/// Fills in the length prefix of a frame built after `vec![0; 4]`.
-pub(crate) fn finish_frame(mut w: Vec<u8>) -> Vec<u8> {
-    let len = (w.len() - 4) as i32;
-    w[..4].copy_from_slice(&len.to_be_bytes());
-    w
+/// Appends one frame to `out`: a length prefix, then what `payload` writes.
+pub fn append_frame(out: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    payload(out);
+    let len = (out.len() - start - 4) as i32;
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
 }
 
 #[cfg(test)]

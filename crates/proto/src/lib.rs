@@ -15,8 +15,11 @@ pub mod request;
 pub mod response;
 
 pub use codes::{perms, xid, AddWatchMode, CreateMode, ErrorCode, EventType, OpCode, WatcherType};
-pub use frame::{frame_length, FrameError, DEFAULT_MAX_FRAME};
+pub use frame::{append_frame, frame_length, FrameError, DEFAULT_MAX_FRAME};
 pub use jute::{DecodeError, Reader, Record};
 pub use records::*;
 pub use request::{encode_request_frame, DecodeRequestError, Request};
-pub use response::{encode_notification_frame, encode_record_frame, encode_reply_frame, MultiResult, Response};
+pub use response::{
+    append_notification_frame, append_reply_frame, encode_notification_frame, encode_record_frame, encode_reply_frame,
+    MultiResult, Response,
+};

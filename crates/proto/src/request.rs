@@ -220,8 +220,10 @@ fn encode_multi(ops: &[Request], w: &mut Vec<u8>) {
 
 /// Encodes a whole request frame: length, header, body.
 pub fn encode_request_frame(xid: i32, request: &Request) -> Vec<u8> {
-    let mut w = vec![0; 4];
-    RequestHeader { xid, opcode: request.opcode() as i32 }.encode(&mut w);
-    request.encode(&mut w);
-    crate::frame::finish_frame(w)
+    let mut w = Vec::new();
+    crate::frame::append_frame(&mut w, |w| {
+        RequestHeader { xid, opcode: request.opcode() as i32 }.encode(w);
+        request.encode(w);
+    });
+    w
 }

@@ -1,7 +1,7 @@
 //! Reply bodies (server to client) and whole reply frames.
 
 use crate::codes::{OpCode, STATE_SYNC_CONNECTED};
-use crate::frame::finish_frame;
+use crate::frame::append_frame;
 use crate::jute::{DecodeError, Reader, Record, Writer};
 use crate::records::*;
 
@@ -160,25 +160,41 @@ fn decode_multi_results(r: &mut Reader<'_>) -> Result<Vec<MultiResult>, DecodeEr
 /// A whole reply frame. Error replies carry no body, except where ZooKeeper sends one
 /// anyway (pass `Some` body with a non-zero `err` for those).
 pub fn encode_reply_frame(header: &ReplyHeader, body: Option<&Response>) -> Vec<u8> {
-    let mut w = vec![0; 4];
-    header.encode(&mut w);
-    if let Some(body) = body {
-        body.encode(&mut w);
-    }
-    finish_frame(w)
+    let mut w = Vec::new();
+    append_reply_frame(&mut w, header, body);
+    w
+}
+
+/// [`encode_reply_frame`] onto the end of an output buffer, without a copy.
+pub fn append_reply_frame(out: &mut Vec<u8>, header: &ReplyHeader, body: Option<&Response>) {
+    append_frame(out, |w| {
+        header.encode(w);
+        if let Some(body) = body {
+            body.encode(w);
+        }
+    })
 }
 
 /// A watch notification frame: header `xid -1, zxid -1, err 0`, then the event.
 pub fn encode_notification_frame(event_type: i32, path: &str) -> Vec<u8> {
-    let mut w = vec![0; 4];
-    ReplyHeader { xid: crate::codes::xid::NOTIFICATION, zxid: -1, err: 0 }.encode(&mut w);
-    WatcherEvent { event_type, state: STATE_SYNC_CONNECTED, path: path.to_owned() }.encode(&mut w);
-    finish_frame(w)
+    let mut w = Vec::new();
+    append_notification_frame(&mut w, event_type, path);
+    w
+}
+
+/// [`encode_notification_frame`] onto the end of an output buffer.
+pub fn append_notification_frame(out: &mut Vec<u8>, event_type: i32, path: &str) {
+    append_frame(out, |w| {
+        ReplyHeader { xid: crate::codes::xid::NOTIFICATION, zxid: -1, err: 0 }.encode(w);
+        w.put_i32(event_type);
+        w.put_i32(STATE_SYNC_CONNECTED);
+        w.put_buffer(Some(path.as_bytes()));
+    })
 }
 
 /// Any record as a frame (used for the connect request and response).
 pub fn encode_record_frame(record: &impl Record) -> Vec<u8> {
-    let mut w = vec![0; 4];
-    record.encode(&mut w);
-    finish_frame(w)
+    let mut w = Vec::new();
+    append_frame(&mut w, |w| record.encode(w));
+    w
 }
