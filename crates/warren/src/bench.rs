@@ -12,6 +12,9 @@ use proto::{
     PathWatchRequest, Record, ReplyHeader, Request, SetDataRequest,
 };
 use std::collections::VecDeque;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -25,6 +28,10 @@ pub enum Workload {
     Write,
     /// create of new sequential znodes.
     Create,
+    /// getData and setData on random znodes, `--read-percent` of them reads.
+    Mixed,
+    /// multi of `--multi-ops` setData on random znodes (one transaction each).
+    Multi,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -55,6 +62,12 @@ pub struct BenchArgs {
     /// Only create the znodes, then exit (to fill a server for restart and memory tests).
     #[arg(long)]
     pub fill_only: bool,
+    /// Share of reads in the mixed workload.
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub read_percent: u8,
+    /// Operations per multi in the multi workload.
+    #[arg(long, default_value_t = 4)]
+    pub multi_ops: usize,
 }
 
 const ROOT: &str = "/warren-bench";
@@ -154,6 +167,7 @@ async fn drive(
     seed: u64,
     measure_from: Instant,
     end: Instant,
+    done: Arc<AtomicU64>,
 ) -> anyhow::Result<(Histogram<u64>, u64)> {
     let mut s = Session::open(&args.server).await?;
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
@@ -161,13 +175,24 @@ async fn drive(
     let data = vec![b'y'; args.size];
     let mut next_request = |s: &mut Session| {
         // xorshift: cheap, and each session has its own stream.
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let path = node_path(rng as usize % args.nodes);
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let path = node_path(next() as usize % args.nodes);
+        let set = |path: String| Request::SetData(SetDataRequest { path, data: Some(data.clone()), version: -1 });
         let request = match args.workload {
             Workload::Read => Request::GetData(PathWatchRequest { path, watch: false }),
-            Workload::Write => Request::SetData(SetDataRequest { path, data: Some(data.clone()), version: -1 }),
+            Workload::Write => set(path),
+            Workload::Mixed if next() % 100 < args.read_percent as u64 => {
+                Request::GetData(PathWatchRequest { path, watch: false })
+            }
+            Workload::Mixed => set(path),
+            Workload::Multi => {
+                Request::Multi((0..args.multi_ops).map(|_| set(node_path(next() as usize % args.nodes))).collect())
+            }
             Workload::Create => Request::Create(CreateRequest {
                 path: format!("{ROOT}/c-"),
                 data: Some(data.clone()),
@@ -193,6 +218,7 @@ async fn drive(
         }
         if now >= measure_from {
             histogram.record((now - started).as_micros().max(1) as u64)?;
+            done.fetch_add(1, Ordering::Relaxed);
         }
         if now < end {
             let frame = next_request(&mut s);
@@ -212,15 +238,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let measure_from = start + Duration::from_secs(1);
     let end = measure_from + Duration::from_secs(args.seconds);
+    let done = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..args.sessions)
-        .map(|i| tokio::spawn(drive(args.clone(), 0x9E37_79B9_7F4A_7C15 ^ ((i as u64 + 1) * 7919), measure_from, end)))
+        .map(|i| {
+            let seed = 0x9E37_79B9_7F4A_7C15 ^ ((i as u64 + 1) * 7919);
+            tokio::spawn(drive(args.clone(), seed, measure_from, end, done.clone()))
+        })
         .collect();
+    let progress = (!args.json && std::io::stderr().is_terminal()).then(|| progress(done, measure_from, end));
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut errors = 0;
     for task in tasks {
         let (h, e) = task.await??;
         histogram.add(h)?;
         errors += e;
+    }
+    if let Some(progress) = progress {
+        progress.abort();
     }
     let measured = end.saturating_duration_since(measure_from).as_secs_f64();
     let ops = histogram.len() as f64 / measured;
@@ -239,6 +273,52 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             args.workload, args.server, args.sessions, args.inflight, args.nodes, args.size, measured, ops, histogram.len(), errors,
             ms(0.5), ms(0.9), ms(0.99), ms(0.999), histogram.max() as f64 / 1000.0
         );
+        print_histogram(&histogram);
     }
     Ok(())
+}
+
+/// A progress bar with the live rate, on stderr, while the measurement runs.
+fn progress(done: Arc<AtomicU64>, from: Instant, end: Instant) -> tokio::task::JoinHandle<()> {
+    let total = end.saturating_duration_since(from).as_millis() as u64;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {elapsed}/{duration} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            ticker.tick().await;
+            let now = Instant::now();
+            let elapsed = now.saturating_duration_since(from);
+            bar.set_position(elapsed.as_millis() as u64);
+            let seconds = elapsed.as_secs_f64();
+            if seconds > 0.0 {
+                bar.set_message(format!("{:.0} ops/s", done.load(Ordering::Relaxed) as f64 / seconds));
+            }
+            if now >= end {
+                bar.finish_and_clear();
+                return;
+            }
+        }
+    })
+}
+
+/// Latency distribution in doubling buckets, as a bar chart.
+fn print_histogram(histogram: &Histogram<u64>) {
+    let total = histogram.len().max(1) as f64;
+    println!("latency distribution:");
+    let mut lower = 0u64;
+    let mut upper = 100u64; // microseconds
+    while lower <= histogram.max() {
+        let count = histogram.count_between(lower, upper.saturating_sub(1));
+        let share = count as f64 / total;
+        if count > 0 {
+            let bar = "#".repeat((share * 50.0).round() as usize);
+            println!("  < {:>8.3} ms {:>6.2}% {bar}", upper as f64 / 1000.0, share * 100.0);
+        }
+        lower = upper;
+        upper *= 2;
+    }
 }
