@@ -4,7 +4,7 @@
 //! error naming its line). Unknown keys are logged and ignored, as ZooKeeper does.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -73,7 +73,25 @@ pub struct Config {
     pub purge_interval_hours: u64,
     /// `snapshot.compression.method`: compress snapshots with zstd.
     pub snapshot_zstd: bool,
+    /// `admin.enableServer`, `admin.serverAddress`, `admin.serverPort`, `admin.commandURL`:
+    /// ZooKeeper's AdminServer (on by default, as in ZooKeeper).
+    pub admin: Option<AdminConfig>,
+    /// Where `/metrics` is served besides the admin server: set when
+    /// `metricsProvider.className` names ZooKeeper's Prometheus provider
+    /// (`metricsProvider.httpHost`, default 0.0.0.0; `metricsProvider.httpPort`, default 7000).
+    pub metrics_address: Option<SocketAddr>,
 }
+
+/// The admin HTTP server's address and the path its commands live under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    pub address: SocketAddr,
+    /// `admin.commandURL`, `/commands` by default.
+    pub command_url: String,
+}
+
+/// `metricsProvider.className` of ZooKeeper's Prometheus provider.
+pub const PROMETHEUS_PROVIDER: &str = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
 
 impl Default for Config {
     /// The built-in standalone default: 127.0.0.1:2181, data under `./data`.
@@ -101,6 +119,12 @@ impl Default for Config {
             snap_retain_count: 3,
             purge_interval_hours: 0,
             snapshot_zstd: false,
+            // Loopback, like the client port of the built-in default.
+            admin: Some(AdminConfig {
+                address: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
+                command_url: "/commands".into(),
+            }),
+            metrics_address: None,
         }
     }
 }
@@ -144,11 +168,7 @@ const ACCEPTED_UNUSED: &[&str] = &[
     "syncLimit",
     "electionAlg",
     "secureClientPort",
-    "admin.enableServer",
-    "admin.serverPort",
-    "admin.serverAddress",
-    "metricsProvider.className",
-    "metricsProvider.httpPort",
+    "metricsProvider.exportJvmInfo",
     "standaloneEnabled",
     "reconfigEnabled",
     "globalOutstandingLimit",
@@ -178,6 +198,10 @@ impl Config {
         let mut c = Config { client_port_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED), ..Config::default() };
         let (mut data_log_dir, mut min_timeout, mut max_timeout) = (None, None, None);
         let mut client_port = None;
+        let (mut admin_enabled, mut admin_address, mut admin_port) = (true, IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080);
+        let mut command_url = "/commands".to_owned();
+        let (mut metrics_provider, mut metrics_host, mut metrics_port) =
+            (None, IpAddr::V4(Ipv4Addr::UNSPECIFIED), 7000);
         for e in entries {
             let bad = |what: &str| ConfigError::Line {
                 path: path.into(),
@@ -249,6 +273,22 @@ impl Config {
                         .filter(|v| *v > 0)
                         .ok_or_else(|| bad("expected a positive number"))?
                 }
+                "admin.enableServer" => admin_enabled = boolean()?,
+                "admin.serverAddress" => admin_address = e.value.parse().map_err(|_| bad("expected an IP address"))?,
+                "admin.serverPort" => admin_port = e.value.parse().map_err(|_| bad("expected a port number"))?,
+                "admin.commandURL" => {
+                    if !e.value.starts_with('/') {
+                        return Err(bad("expected a path starting with /"));
+                    }
+                    command_url = e.value.trim_end_matches('/').to_owned();
+                }
+                "metricsProvider.className" => metrics_provider = Some(e.value.clone()),
+                "metricsProvider.httpHost" => {
+                    metrics_host = e.value.parse().map_err(|_| bad("expected an IP address"))?
+                }
+                "metricsProvider.httpPort" => {
+                    metrics_port = e.value.parse().map_err(|_| bad("expected a port number"))?
+                }
                 k if ACCEPTED_UNUSED.contains(&k) || k.starts_with("server.") => {
                     tracing::info!(key = %e.key, line = e.line, "setting accepted; standalone Warren does not use it yet")
                 }
@@ -258,6 +298,18 @@ impl Config {
         c.client_port =
             client_port.ok_or_else(|| ConfigError::Invalid(format!("{}: clientPort is not set", path.display())))?;
         c.data_log_dir = data_log_dir.unwrap_or_else(|| c.data_dir.clone());
+        c.admin =
+            admin_enabled.then(|| AdminConfig { address: SocketAddr::new(admin_address, admin_port), command_url });
+        c.metrics_address = match metrics_provider.as_deref() {
+            Some(PROMETHEUS_PROVIDER) => Some(SocketAddr::new(metrics_host, metrics_port)),
+            // ZooKeeper's default provider keeps its metrics for mntr and the admin server,
+            // which Warren always does.
+            None | Some("org.apache.zookeeper.metrics.impl.DefaultMetricsProvider") => None,
+            Some(other) => {
+                tracing::warn!(class = other, "metrics provider not available: metrics stay on the admin server");
+                None
+            }
+        };
         c.min_session_timeout_ms = min_timeout.filter(|v| *v > 0).unwrap_or(2 * c.tick_ms as i32);
         c.max_session_timeout_ms = max_timeout.filter(|v| *v > 0).unwrap_or(20 * c.tick_ms as i32);
         if c.min_session_timeout_ms > c.max_session_timeout_ms {
@@ -296,6 +348,34 @@ mod tests {
         assert_eq!(c.super_digest.as_deref(), Some("super:abc"));
         assert!(!c.ttl_enabled);
         assert_eq!(c.client_port_address, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        // ZooKeeper's defaults: the admin server on 0.0.0.0:8080, no separate metrics port.
+        let admin = c.admin.unwrap();
+        assert_eq!(admin.address, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(admin.command_url, "/commands");
+        assert_eq!(c.metrics_address, None);
+    }
+
+    #[test]
+    fn reads_admin_and_metrics_keys() {
+        let c = load(
+            "clientPort=2181\nadmin.serverAddress=127.0.0.1\nadmin.serverPort=9090\nadmin.commandURL=/admin/\n\
+             metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+             metricsProvider.httpPort=7001\n",
+        )
+        .unwrap();
+        let admin = c.admin.unwrap();
+        assert_eq!(admin.address, "127.0.0.1:9090".parse().unwrap());
+        assert_eq!(admin.command_url, "/admin");
+        assert_eq!(c.metrics_address, Some("0.0.0.0:7001".parse().unwrap()));
+        let c = load("clientPort=2181\nzookeeper.admin.enableServer=false\n").unwrap();
+        assert_eq!(c.admin, None);
+        // Only the Prometheus provider opens a port of its own.
+        let c = load("clientPort=2181\nmetricsProvider.httpPort=7001\n").unwrap();
+        assert_eq!(c.metrics_address, None);
+        let e = load("clientPort=2181\nadmin.serverPort=http\n").unwrap_err().to_string();
+        assert!(e.starts_with("zoo.cfg:2: admin.serverPort"), "{e}");
+        let e = load("clientPort=2181\nadmin.commandURL=commands\n").unwrap_err().to_string();
+        assert!(e.starts_with("zoo.cfg:2: admin.commandURL"), "{e}");
     }
 
     #[test]

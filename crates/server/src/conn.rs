@@ -3,6 +3,7 @@
 //! framing: a frame over `jute.maxbuffer` or a handshake that does not decode closes it.
 
 use crate::driver::{Outbound, ToDriver};
+use crate::metrics::Metrics;
 use crate::Config;
 use proto::{
     encode_notification_frame, encode_record_frame, encode_reply_frame, frame_length, ConnectRequest, Record, Request,
@@ -34,10 +35,12 @@ pub(crate) async fn serve(
     conn: ConnId,
     driver: mpsc::Sender<ToDriver>,
     config: Arc<Config>,
+    metrics: Arc<Metrics>,
 ) {
     let _ = stream.set_nodelay(true);
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_first_frame(&mut stream, &mut buf, &config)).await;
+    let handshake =
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, read_first_frame(&mut stream, &mut buf, &config, &metrics)).await;
     let first = match handshake {
         Ok(Ok(first)) => first,
         Ok(Err(reason)) => return tracing::debug!(%addr, reason, "connection closed before handshake"),
@@ -56,7 +59,7 @@ pub(crate) async fn serve(
             .is_ok();
     if opened {
         tokio::select! {
-            result = pump(&mut stream, &mut buf, conn, &driver, &mut rx, &config) => {
+            result = pump(&mut stream, &mut buf, conn, &driver, &mut rx, &config, &metrics) => {
                 if let Err(reason) = result {
                     tracing::debug!(%addr, conn = conn.0, reason, "connection closed");
                 }
@@ -72,11 +75,18 @@ enum First {
     Connect(ConnectRequest),
 }
 
-async fn read_first_frame(stream: &mut TcpStream, buf: &mut Vec<u8>, config: &Config) -> Result<First, String> {
+async fn read_first_frame(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    config: &Config,
+    metrics: &Metrics,
+) -> Result<First, String> {
     while buf.len() < 4 {
-        if stream.read_buf(buf).await.map_err(|e| e.to_string())? == 0 {
+        let n = stream.read_buf(buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
             return Err("closed".into());
         }
+        metrics.bytes_received.inc_by(n as u64);
     }
     if let Some(word) = FOUR_LETTER_WORDS.iter().find(|w| w.as_bytes() == &buf[..4]) {
         return Ok(First::FourLetter(word));
@@ -89,9 +99,11 @@ async fn read_first_frame(stream: &mut TcpStream, buf: &mut Vec<u8>, config: &Co
                 return Ok(First::Connect(request));
             }
             None => {
-                if stream.read_buf(buf).await.map_err(|e| e.to_string())? == 0 {
+                let n = stream.read_buf(buf).await.map_err(|e| e.to_string())?;
+                if n == 0 {
                     return Err("closed during handshake".into());
                 }
+                metrics.bytes_received.inc_by(n as u64);
             }
         }
     }
@@ -115,6 +127,7 @@ async fn pump(
     driver: &mpsc::Sender<ToDriver>,
     rx: &mut mpsc::Receiver<Outbound>,
     config: &Config,
+    metrics: &Metrics,
 ) -> Result<(), String> {
     let (mut reader, mut writer) = stream.split();
     let mut out: Vec<u8> = Vec::with_capacity(4096);
@@ -140,15 +153,25 @@ async fn pump(
                 let Some(message) = message else { return Ok(()) };
                 let mut next = Some(message);
                 let mut close = false;
+                let (mut response_bytes, mut watch_bytes) = (0, 0);
                 // Batch everything queued into one write.
                 while let Some(message) = next.take() {
+                    let before = out.len();
                     match message {
                         Outbound::Connected(response) => out.extend(encode_record_frame(&response)),
+                        // Sizes without the length prefix, as ZooKeeper counts them; the
+                        // handshake's reply is not counted, as in ZooKeeper.
                         Outbound::Reply(header, body) => {
                             outstanding = outstanding.saturating_sub(1);
                             out.extend(encode_reply_frame(&header, body.as_ref()));
+                            let size = out.len() - before - 4;
+                            metrics.response_sizes.record(size);
+                            response_bytes += size;
                         }
-                        Outbound::Notify(event, path) => out.extend(encode_notification_frame(event as i32, &path)),
+                        Outbound::Notify(event, path) => {
+                            out.extend(encode_notification_frame(event as i32, &path));
+                            watch_bytes += out.len() - before - 4;
+                        }
                         Outbound::Close => close = true,
                     }
                     if close || out.len() > 1 << 20 {
@@ -156,6 +179,9 @@ async fn pump(
                     }
                     next = rx.try_recv().ok();
                 }
+                // Counted when sent off, so a client that has its reply sees it counted.
+                metrics.watch_bytes.inc_by(watch_bytes as u64);
+                metrics.response_bytes.inc_by(response_bytes as u64);
                 writer.write_all(&out).await.map_err(|e| e.to_string())?;
                 out.clear();
                 if close {
@@ -164,9 +190,11 @@ async fn pump(
                 }
             }
             read = reader.read_buf(buf), if can_read => {
-                if read.map_err(|e| e.to_string())? == 0 {
+                let n = read.map_err(|e| e.to_string())?;
+                if n == 0 {
                     return Err("closed by client".into());
                 }
+                metrics.bytes_received.inc_by(n as u64);
             }
         }
     }

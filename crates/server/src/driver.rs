@@ -3,10 +3,11 @@
 //! Transactions go to the disk thread once per batch of inputs; the replica applies and
 //! answers them when the disk thread reports them durable.
 
+use crate::metrics::Metrics;
 use crate::stats::{ConnStats, Latency};
 use crate::storage::LogJob;
 use crate::Config;
-use proto::{ConnectResponse, EventType, ReplyHeader, Response};
+use proto::{ConnectResponse, ErrorCode, EventType, ReplyHeader, Response};
 use replica::{ConnId, Input, Output, Replica, SnapshotPart};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -38,6 +39,9 @@ pub(crate) enum ToDriver {
         reason: String,
     },
     LogHealthy,
+    /// From the admin server: runs on the driver, which owns what the admin commands and
+    /// the metrics report; the closure sends its answer back on its own channel.
+    Inspect(Box<dyn FnOnce(&mut Driver) + Send>),
 }
 
 /// What the driver sends to a connection task; it encodes and writes them in order.
@@ -71,6 +75,9 @@ pub(crate) struct Driver {
     log: std::sync::mpsc::Sender<LogJob>,
     /// Why the log last failed, while it is failed.
     pub log_error: Option<String>,
+    pub metrics: Arc<Metrics>,
+    /// Replies of AuthFailed (`auth_failed_count`).
+    pub auth_failed: u64,
 }
 
 pub(crate) fn wall_ms() -> i64 {
@@ -78,7 +85,12 @@ pub(crate) fn wall_ms() -> i64 {
 }
 
 impl Driver {
-    pub fn new(config: Arc<Config>, replica: Replica, log: std::sync::mpsc::Sender<LogJob>) -> Driver {
+    pub fn new(
+        config: Arc<Config>,
+        replica: Replica,
+        log: std::sync::mpsc::Sender<LogJob>,
+        metrics: Arc<Metrics>,
+    ) -> Driver {
         Driver {
             replica,
             config,
@@ -91,6 +103,8 @@ impl Driver {
             to_log_generation: 0,
             log,
             log_error: None,
+            metrics,
+            auth_failed: 0,
         }
     }
 
@@ -143,6 +157,10 @@ impl Driver {
                         c.stats.received(*xid, request.as_ref().ok().map(|r| r.opcode()), received);
                     }
                 }
+                // ZooKeeper counts the handshake as a packet received, as its reply is one sent.
+                if let Input::Connect { .. } = &input {
+                    self.packets_received += 1;
+                }
                 let disconnected = match input {
                     Input::Disconnected { conn } => Some(conn),
                     _ => None,
@@ -164,6 +182,7 @@ impl Driver {
                 self.log_error = None;
                 self.step(Input::LogHealthy);
             }
+            ToDriver::Inspect(inspect) => inspect(self),
         }
     }
 
@@ -192,9 +211,13 @@ impl Driver {
                 Output::Connected { conn, response } => (conn, Outbound::Connected(response)),
                 Output::Reply { conn, header, body } => {
                     if let Some(c) = self.conns.get_mut(&conn) {
-                        if let Some(latency) = c.stats.replied(header.xid, header.zxid, now) {
+                        if let Some((latency, op)) = c.stats.replied(header.xid, header.zxid, now) {
                             self.latency.record(latency);
+                            self.metrics.observe_request(op, latency);
                         }
+                    }
+                    if header.err == ErrorCode::AuthFailed as i32 {
+                        self.auth_failed += 1;
                     }
                     (conn, Outbound::Reply(header, body))
                 }

@@ -4,15 +4,20 @@
 //!
 //! Tasks: the accept loop (owns the per-address connection counts), one task per
 //! connection (framing, encoding, back-pressure), and the driver (owns the replica, the
-//! connection registry and the statistics). They talk only through channels.
+//! connection registry and the statistics). They talk only through channels. The admin
+//! HTTP server (`admin`) reads the driver's state through the driver's channel too, and
+//! `metrics` holds the Prometheus metrics, all atomics, counted where things happen.
 
+mod admin;
 pub mod config;
 mod conn;
 mod driver;
 mod four_letter;
+mod metrics;
 mod stats;
 pub mod storage;
 
+pub use admin::ListenError;
 pub use config::{Config, ConfigError, VERSION};
 pub use storage::RecoverError;
 
@@ -31,11 +36,15 @@ pub enum ServerError {
     Recover(#[from] RecoverError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Listen(#[from] ListenError),
 }
 
 /// Recovers the data from disk, then serves clients on `listener` until `shutdown` completes.
 pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
     let config = Arc::new(config);
+    let http = admin::bind(&config).await?;
+    let metrics = Arc::new(metrics::Metrics::new());
     let replica_config = replica::Config {
         server_id: config.server_id,
         tick_ms: config.tick_ms,
@@ -54,10 +63,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
             .map_err(std::io::Error::other)??;
     let (driver_tx, driver_rx) = mpsc::channel(4096);
     let (log_tx, log_rx) = std::sync::mpsc::channel();
-    storage::spawn_disk_thread(wal, log_rx, driver_tx.clone())?;
+    storage::spawn_disk_thread(wal, log_rx, driver_tx.clone(), metrics.clone())?;
     let (snapshot_tx, snapshot_rx) = mpsc::channel(4);
-    storage::spawn_snapshot_thread(config.clone(), snapshot_rx)?;
-    tokio::spawn(driver::Driver::new(config.clone(), replica, log_tx).run(driver_rx, snapshot_tx));
+    storage::spawn_snapshot_thread(config.clone(), snapshot_rx, metrics.clone())?;
+    tokio::spawn(driver::Driver::new(config.clone(), replica, log_tx, metrics.clone()).run(driver_rx, snapshot_tx));
+    http.spawn(config.clone(), driver_tx.clone(), metrics.clone());
     let (closed_tx, mut closed_rx) = mpsc::unbounded_channel::<IpAddr>();
     let mut per_address: HashMap<IpAddr, usize> = HashMap::new();
     let mut next_conn = 0u64;
@@ -83,8 +93,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
                 *count += 1;
                 next_conn += 1;
                 let (driver, config, closed) = (driver_tx.clone(), config.clone(), closed_tx.clone());
+                let metrics = metrics.clone();
                 tokio::spawn(async move {
-                    conn::serve(stream, addr, ConnId(next_conn), driver, config).await;
+                    conn::serve(stream, addr, ConnId(next_conn), driver, config, metrics).await;
                     let _ = closed.send(addr.ip());
                 });
             }

@@ -51,8 +51,8 @@ pub(crate) struct ConnStats {
     pub last_response_ms: i64,
     pub last_latency_ms: u64,
     pub latency: Latency,
-    /// Requests awaiting their reply: xid and arrival time, oldest first.
-    waiting: VecDeque<(i32, Instant)>,
+    /// Requests awaiting their reply: xid, operation and arrival time, oldest first.
+    waiting: VecDeque<(i32, Option<OpCode>, Instant)>,
 }
 
 impl ConnStats {
@@ -81,24 +81,30 @@ impl ConnStats {
         if xid >= 0 {
             self.last_xid = xid;
         }
-        self.waiting.push_back((xid, at));
+        self.waiting.push_back((xid, op, at));
     }
 
-    /// Matches a reply to its request; returns the request's latency.
-    pub fn replied(&mut self, xid: i32, zxid: i64, now: Instant) -> Option<Duration> {
-        let i = self.waiting.iter().position(|(x, _)| *x == xid)?;
-        let (_, at) = self.waiting.remove(i)?;
+    /// Matches a reply to its request; returns the request's latency and operation.
+    pub fn replied(&mut self, xid: i32, zxid: i64, now: Instant) -> Option<(Duration, Option<OpCode>)> {
+        let i = self.waiting.iter().position(|(x, _, _)| *x == xid)?;
+        let (_, op, at) = self.waiting.remove(i)?;
         let latency = now.saturating_duration_since(at);
         self.last_zxid = zxid;
         self.last_response_ms = crate::driver::wall_ms();
         self.last_latency_ms = latency.as_millis() as u64;
         self.latency.record(latency);
-        Some(latency)
+        Some((latency, op))
     }
 
+    /// `crst`: as ZooKeeper's `ServerCnxn.resetStats`, which forgets the last operation too.
     pub fn reset(&mut self) {
         self.latency = Latency::default();
         self.received = 0;
         self.sent = 0;
+        self.last_op = "NA";
+        self.last_xid = -1;
+        self.last_zxid = -1;
+        self.last_response_ms = 0;
+        self.last_latency_ms = 0;
     }
 }

@@ -8,6 +8,7 @@
 //! writes and refuses new ones), repairs the log, and reports it healthy again.
 
 use crate::driver::ToDriver;
+use crate::metrics::Metrics;
 use crate::Config;
 use proto::Record;
 use replica::{Replica, SnapshotPart};
@@ -131,6 +132,7 @@ pub(crate) fn spawn_disk_thread(
     mut wal: Wal<OsDisk>,
     jobs: std::sync::mpsc::Receiver<LogJob>,
     driver: mpsc::Sender<ToDriver>,
+    metrics: Arc<Metrics>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("warren-disk".into()).spawn(move || {
         // Jobs of this generation or older were prepared before a failure: they are void.
@@ -146,8 +148,12 @@ pub(crate) fn spawn_disk_thread(
                 batch.extend(job.txns.iter().map(|t| (t.zxid, t.to_bytes())));
             }
             let Some(&(last, _)) = batch.last() else { continue };
+            let started = Instant::now();
             let reply = match wal.append(&batch) {
-                Ok(()) => ToDriver::Logged { zxid: last },
+                Ok(()) => {
+                    metrics.observe_fsync(started.elapsed());
+                    ToDriver::Logged { zxid: last }
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "the transaction log failed: pending writes fail, new writes are refused");
                     void_up_to = Some(generation);
@@ -178,6 +184,7 @@ const SNAPSHOT_BYTES_PER_SECOND: u64 = 64 << 20;
 pub(crate) fn spawn_snapshot_thread(
     config: Arc<Config>,
     mut parts: mpsc::Receiver<SnapshotPart>,
+    metrics: Arc<Metrics>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("warren-snapshot".into()).spawn(move || {
         let dir = snapshot_dir(&config);
@@ -220,13 +227,16 @@ pub(crate) fn spawn_snapshot_thread(
             if part.last {
                 let Some((w, started)) = writer.take() else { continue };
                 match w.finish() {
-                    Ok((path, bytes)) => tracing::info!(
-                        file = %path.display(),
-                        zxid = format_args!("{:#x}", part.zxid),
-                        bytes,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "snapshot written"
-                    ),
+                    Ok((path, bytes)) => {
+                        metrics.snapshot_time.observe(started.elapsed().as_secs_f64() * 1000.0);
+                        tracing::info!(
+                            file = %path.display(),
+                            zxid = format_args!("{:#x}", part.zxid),
+                            bytes,
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "snapshot written"
+                        )
+                    }
                     Err(e) => tracing::error!(error = %e, "snapshot failed"),
                 }
                 let interval = Duration::from_secs(config.purge_interval_hours * 3600);

@@ -10,28 +10,36 @@ use std::time::{Duration, Instant};
 pub struct Server {
     child: Child,
     pub port: u16,
+    /// The admin HTTP server's port (on 127.0.0.1), a free one per server so that tests
+    /// running at once never meet on ZooKeeper's default 8080.
+    pub admin_port: u16,
+    /// The Prometheus provider's `/metrics` port, served once `extra` sets
+    /// `metricsProvider.className` to ZooKeeper's Prometheus provider.
+    pub metrics_port: u16,
     pub dir: tempfile::TempDir,
     cfg: std::path::PathBuf,
 }
 
 impl Server {
     /// A server with a short tick (200 ms) so that session tests run fast; `extra` lines
-    /// are appended to its `zoo.cfg`.
+    /// are appended to its `zoo.cfg` (and override what is set before them).
     pub fn start(extra: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let [port, admin_port, metrics_port] = free_ports();
         let cfg = dir.path().join("zoo.cfg");
         std::fs::write(
             &cfg,
             format!(
                 "tickTime=200\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nminSessionTimeout=400\n\
-                 4lw.commands.whitelist=*\nznode.container.checkIntervalMs=200\npreAllocSize=1024\n{extra}\n",
+                 4lw.commands.whitelist=*\nznode.container.checkIntervalMs=200\npreAllocSize=1024\n\
+                 admin.serverAddress=127.0.0.1\nadmin.serverPort={admin_port}\n\
+                 metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort={metrics_port}\n{extra}\n",
                 dir.path().join("data").display()
             ),
         )
         .unwrap();
         let child = spawn(&cfg, dir.path());
-        let server = Server { child, port, dir, cfg };
+        let server = Server { child, port, admin_port, metrics_port, dir, cfg };
         server.wait_ready();
         server
     }
@@ -79,6 +87,40 @@ impl Server {
         let _ = s.read_to_string(&mut out);
         out
     }
+}
+
+/// A port free at the moment (the server binds it soon after).
+pub fn free_port() -> u16 {
+    free_ports::<1>()[0]
+}
+
+/// `N` distinct ports free at the moment: all are held until all are chosen, so that the
+/// system does not hand the same one out twice.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
+}
+
+/// `GET path` over HTTP/1.1 on 127.0.0.1:`port`: the status code, the headers (names in
+/// lower case) and the body.
+pub fn http_get(port: u16, path: &str) -> (u16, Vec<(String, String)>, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .map(|l| l.split_once(':').unwrap())
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    // The server sends whole bodies with a length, never chunked.
+    let length: usize = headers.iter().find(|(k, _)| k == "content-length").unwrap().1.parse().unwrap();
+    assert_eq!(body.len(), length, "body length");
+    (status, headers, body.to_owned())
 }
 
 fn spawn(cfg: &std::path::Path, dir: &std::path::Path) -> Child {
