@@ -281,3 +281,57 @@ def test_shell_batch_succeeds_only_if_every_command_does(server, root):
     bad = run_warren(server, ["get %s/nope" % root, "ls %s" % root])
     assert bad.returncode == 1
     assert "[]" in bad.stdout.splitlines()
+
+
+def test_shell_interactive_through_a_pty(server, zk, root, tmp_path):
+    """The interactive shell in a pseudo-terminal: prompt, type-ahead, a watch event printed
+    while it waits at the prompt, tab completion of a znode path, history kept in a file."""
+    import pty
+    import select
+    import time
+
+    history = tmp_path / "history"
+    env = dict(os.environ, TERM="xterm", WARREN_HISTORY=str(history))
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(warren_bin(), [warren_bin(), "shell", "-server", server.hostport], env)
+    screen = []
+
+    def wait_for(text, timeout=15):
+        deadline = time.monotonic() + timeout
+        while True:
+            plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\r", "", "".join(screen))
+            if text in plain:
+                return plain
+            left = deadline - time.monotonic()
+            assert left > 0, "no %r on the terminal; it shows:\n%s" % (text, plain)
+            if select.select([fd], [], [], left)[0]:
+                try:
+                    screen.append(os.read(fd, 65536).decode("utf-8", "replace"))
+                except OSError:
+                    pass
+
+    try:
+        wait_for("[zk: %s(CONNECTED) 0] " % server.hostport)
+        # Typed ahead: both lines run, in order.
+        os.write(fd, ("create %s hello\rget -w %s\r" % (root, root)).encode())
+        wait_for("Created %s" % root)
+        wait_for("(CONNECTED) 2] ")
+        zk.set(root, b"changed")
+        wait_for("WatchedEvent state:SyncConnected type:NodeDataChanged path:%s" % root)
+        zk.create(root + "/child", b"")
+        os.write(fd, ("ls %s/chi\t" % root).encode())
+        wait_for("ls %s/child" % root)
+        os.write(fd, b"\r")
+        wait_for("(CONNECTED) 3] ")
+        os.write(fd, b"quit\r")
+        _, status = os.waitpid(pid, 0)
+        pid = None
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        if pid is not None:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    lines = history.read_text().splitlines()
+    assert "create %s hello" % root in lines and "quit" in lines, lines

@@ -365,6 +365,10 @@ impl Task {
         let mut last_received = Instant::now();
         let mut last_sent = Instant::now();
         loop {
+            // Room for a large read: a Vec grows by only 64 bytes when it is full.
+            if inbuf.capacity() - inbuf.len() < 16 * 1024 {
+                inbuf.reserve(64 * 1024);
+            }
             let accepting = live.closing.is_none() && live.out.len() - live.written < OUT_HIGH_WATER;
             let close_deadline = live.closing.as_ref().map(|(_, at)| *at);
             tokio::select! {

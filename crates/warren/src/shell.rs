@@ -25,7 +25,7 @@ use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::validate::Validator;
-use rustyline::{ExternalPrinter, Helper};
+use rustyline::Helper;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -66,6 +66,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("setAcl", "[-s] [-v version] [-R] path acl"),
     ("stat", "[-w] path"),
     ("sync", "path"),
+    ("version", ""),
     ("whoami", ""),
 ];
 
@@ -342,40 +343,29 @@ enum Control {
     Follow(Option<watch::Receiver<Session>>),
 }
 
-/// Where asynchronous output goes: stdout, or above the prompt while line editing.
-enum Sink {
-    Stdout,
-    Editor(Box<dyn ExternalPrinter + Send>),
-}
-
-impl Sink {
-    fn print(&mut self, text: String) {
-        match self {
-            Sink::Stdout => {
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(text.as_bytes());
-                let _ = out.flush();
-            }
-            Sink::Editor(printer) => {
-                let _ = printer.print(text.trim_end_matches('\n').to_owned());
-            }
-        }
-    }
+/// Writes a block of output at once, so that it does not interleave with other output.
+fn print_block(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
 }
 
 /// The printer task: watch events of the shell's one watcher, and session changes of the
 /// current client, as they arrive.
+///
+/// While a line is being edited, an event is printed where the cursor is, as zkCli.sh
+/// does. (rustyline's external printer would redraw the prompt, but with it rustyline
+/// leaves pasted input unprocessed until the next key press.)
 async fn printer(
     mut events: WatchStream,
     mut control: mpsc::UnboundedReceiver<Control>,
-    mut sink: Sink,
     print_watches: Arc<AtomicBool>,
 ) {
     let mut session: Option<watch::Receiver<Session>> = None;
     let mut last_state = SessionState::Connected;
-    let show = |sink: &mut Sink, event: WatchedEvent| {
+    let show = |event: WatchedEvent| {
         if print_watches.load(Ordering::Relaxed) {
-            sink.print(watcher_block(&event));
+            print_block(&watcher_block(&event));
         }
     };
     loop {
@@ -389,7 +379,7 @@ async fn printer(
             event = events.next() => match event {
                 // State changes come from the session channel, once per client.
                 Some(event) if event.event_type == EventType::None => {}
-                Some(event) => show(&mut sink, event),
+                Some(event) => show(event),
                 None => return,
             },
             alive = changed => {
@@ -408,14 +398,14 @@ async fn printer(
                 };
                 last_state = state;
                 if let Some(keeper) = keeper {
-                    show(&mut sink, state_event(keeper));
+                    show(state_event(keeper));
                 }
             },
             command = control.recv() => match command {
                 Some(Control::Flush(done)) => {
                     while let Some(event) = events.try_next() {
                         if event.event_type != EventType::None {
-                            show(&mut sink, event);
+                            show(event);
                         }
                     }
                     let _ = done.send(());
@@ -595,6 +585,10 @@ impl Shell {
             "removewatches" => remove_watches(&zk, words).await,
             "sync" => sync(&zk, words).await,
             "whoami" => who_am_i(&zk).await,
+            "version" => {
+                println!("ZooKeeper CLI version: {}", server::VERSION);
+                Ok(())
+            }
             "getEphemerals" => get_ephemerals(&zk, words).await,
             "getAllChildrenNumber" => get_all_children_number(&zk, words).await,
             "config" => self.config(&zk, words).await,
@@ -1090,14 +1084,10 @@ pub fn run(args: Vec<String>) -> anyhow::Result<i32> {
     } else {
         None
     };
-    let sink = match editor.as_mut().map(|e| e.create_external_printer()) {
-        Some(Ok(printer)) => Sink::Editor(Box::new(printer)),
-        _ => Sink::Stdout,
-    };
     let (watcher, events) = Watcher::new();
     let (control, control_rx) = mpsc::unbounded_channel();
     let print_watches = Arc::new(AtomicBool::new(true));
-    runtime.spawn(printer(events, control_rx, sink, print_watches.clone()));
+    runtime.spawn(printer(events, control_rx, print_watches.clone()));
     let (current, current_rx) = watch::channel(None);
     let mut shell = Shell {
         client: None,
@@ -1116,10 +1106,10 @@ pub fn run(args: Vec<String>) -> anyhow::Result<i32> {
     if !options.command.is_empty() {
         runtime.block_on(shell.connect(&options.server));
         let outcome = runtime.block_on(shell.execute(options.command));
-        // zkCli.sh leaves its session to expire; closing it frees its ephemerals at once.
-        if let Some(client) = shell.client.take() {
-            let _ = runtime.block_on(client.close());
-        }
+        // zkCli.sh leaves its session to expire; closing it frees its ephemerals at once
+        // (quietly: zkCli.sh prints no Closed event here).
+        shell.print_watches.store(false, Ordering::Relaxed);
+        runtime.block_on(shell.close());
         return Ok(outcome.code);
     }
     println!("Welcome to ZooKeeper!");
