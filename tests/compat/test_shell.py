@@ -265,9 +265,11 @@ def test_shell_command_line_exit_status(server, reference, root):
                               capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         theirs = run_zkcli(reference, [], *cmd)
         assert (mine.returncode, theirs.returncode) == (code, code), (cmd, mine.stderr, theirs.stderr)
-        out, _ = normalize(mine.stdout, server)
+        out, events = normalize(mine.stdout, server)
         ref_out, _ = normalize(theirs.stdout, reference)
         assert out == ref_out, cmd
+        # Connected, and no Closed event at exit (zkCli.sh's event thread races its exit).
+        assert events == ["WatchedEvent state:SyncConnected type:None path:null"], (cmd, events)
         assert normalize(mine.stderr, server)[0] == normalize(theirs.stderr, reference)[0], cmd
     mine = subprocess.run([warren_bin(), "shell", "-server", server.hostport, "nosuchcommand"],
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
