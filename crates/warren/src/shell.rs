@@ -376,6 +376,24 @@ async fn printer(
             }
         };
         tokio::select! {
+            // Control first: a `Follow(None)` sent before a close must win over the
+            // Closed state that close then publishes, or Closed would print twice.
+            biased;
+            command = control.recv() => match command {
+                Some(Control::Flush(done)) => {
+                    while let Some(event) = events.try_next() {
+                        if event.event_type != EventType::None {
+                            show(event);
+                        }
+                    }
+                    let _ = done.send(());
+                }
+                Some(Control::Follow(rx)) => {
+                    last_state = rx.as_ref().map_or(SessionState::Closed, |rx| rx.borrow().state);
+                    session = rx;
+                }
+                None => return,
+            },
             event = events.next() => match event {
                 // State changes come from the session channel, once per client.
                 Some(event) if event.event_type == EventType::None => {}
@@ -400,21 +418,6 @@ async fn printer(
                 if let Some(keeper) = keeper {
                     show(state_event(keeper));
                 }
-            },
-            command = control.recv() => match command {
-                Some(Control::Flush(done)) => {
-                    while let Some(event) = events.try_next() {
-                        if event.event_type != EventType::None {
-                            show(event);
-                        }
-                    }
-                    let _ = done.send(());
-                }
-                Some(Control::Follow(rx)) => {
-                    last_state = rx.as_ref().map_or(SessionState::Closed, |rx| rx.borrow().state);
-                    session = rx;
-                }
-                None => return,
             },
         }
     }
