@@ -82,8 +82,11 @@ def zk_classpath():
     if env:
         return env
     if os.path.exists("/usr/share/java/zookeeper.jar"):
-        # Debian: the jar's manifest Class-Path pulls in jute, netty, slf4j-api, ...
-        jars = ["/usr/share/java/zookeeper.jar", "/usr/share/java/zookeeper-jute.jar"]
+        # Debian: the jar's manifest Class-Path pulls in jute, netty, slf4j-api, jetty, ...
+        # but not the servlet API, without which the AdminServer does not start (the
+        # admin tests turn it on; base_config() keeps it off).
+        jars = ["/usr/share/java/zookeeper.jar", "/usr/share/java/zookeeper-jute.jar",
+                "/usr/share/java/servlet-api.jar"]
         return ":".join(j for j in jars if os.path.exists(j))
     for home in zk_home_candidates():
         jars = sorted(glob.glob(os.path.join(home, "lib", "*.jar")))
