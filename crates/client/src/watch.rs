@@ -222,7 +222,8 @@ impl Registry {
         let mut bytes = 0;
         for kind in KINDS {
             for path in self.tables[kind as usize].keys() {
-                let path = chroot.to_server(path);
+                // The config node lies outside any chroot (see `Client::get_config`).
+                let path = if path == crate::CONFIG_NODE { path.clone() } else { chroot.to_server(path) };
                 bytes += path.len();
                 let list = match kind {
                     Kind::Data => &mut current.data_watches,
@@ -346,12 +347,14 @@ mod tests {
         r.add(Kind::Data, "/a", &w);
         r.add(Kind::Exist, "/b", &w);
         r.add(Kind::PersistentRecursive, "/", &w);
+        r.add(Kind::Child, crate::CONFIG_NODE, &w);
         let batches = r.set_watches(&Chroot::new(Some("/app")), 7);
         assert_eq!(batches.len(), 1);
         assert_eq!(batches[0].relative_zxid, 7);
         assert_eq!(batches[0].data_watches, ["/app/a"]);
         assert_eq!(batches[0].exist_watches, ["/app/b"]);
         assert_eq!(batches[0].persistent_recursive_watches, ["/app"]);
+        assert_eq!(batches[0].child_watches, [crate::CONFIG_NODE]);
         assert!(Registry::default().set_watches(&Chroot::default(), 0).is_empty());
     }
 
