@@ -19,6 +19,7 @@ against_both! {
     fails_over_to_the_next_address => fails_over;
     expired_session_is_reported => expired_session_is_reported;
     pings_keep_an_idle_session_alive => pings_keep_an_idle_session_alive;
+    a_silent_server_is_left_for_the_next_address => a_silent_server_is_left;
 }
 
 const LONG: Duration = Duration::from_secs(15);
@@ -89,6 +90,30 @@ async fn fails_over(address: &str) {
     .await;
     assert_eq!(zk.session_id(), id);
     assert_eq!(zk.exists("/f").await.unwrap().unwrap().ephemeral_owner, id);
+}
+
+async fn a_silent_server_is_left(address: &str) {
+    let first = Proxy::start(address.to_owned()).await;
+    let second = Proxy::start(address.to_owned()).await;
+    let connect = format!("{},{}", first.address(), second.address());
+    let zk = Client::builder(&connect).session_timeout(Duration::from_secs(3)).connect().await.unwrap();
+    let id = zk.session_id();
+    // The first server stops answering but keeps the connection open: only the read
+    // timeout (2/3 of the session timeout) can tell, well before the session expires.
+    first.freeze();
+    // Let the proxy's pumps see the switch before the request goes out.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = tokio::time::Instant::now();
+    let stat = zk.exists("/").await;
+    assert_eq!(stat, Err(Error::ConnectionLoss), "the request in flight on the dead connection");
+    assert!(started.elapsed() < Duration::from_secs(3), "detected after {:?}", started.elapsed());
+    eventually(LONG, "the client to reach the second address", || {
+        let s = zk.session();
+        s.state == SessionState::Connected && s.host == Some(second.address())
+    })
+    .await;
+    assert_eq!(zk.session_id(), id);
+    assert!(zk.exists("/").await.unwrap().is_some());
 }
 
 async fn expired_session_is_reported(address: &str) {

@@ -170,12 +170,23 @@ pub fn server_or_skip(target: Target) -> Option<Server> {
     }
 }
 
+/// What a [`Proxy`] does with its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Open,
+    /// Connections stay open but nothing passes: a server that went silent.
+    Frozen,
+    /// Connections are cut and new ones refused: a server that went away.
+    Paused,
+}
+
 /// A loopback TCP proxy in front of a server. `pause` cuts every proxied connection and
-/// refuses new ones (accepts and closes them) until `resume`.
+/// refuses new ones (accepts and closes them) until `resume`; `freeze` keeps them open
+/// and silent.
 pub struct Proxy {
     pub port: u16,
-    /// `true` while paused; every pump and the acceptor watch it.
-    paused: watch::Sender<bool>,
+    /// Every pump and the acceptor watch it.
+    mode: watch::Sender<Mode>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -183,26 +194,38 @@ impl Proxy {
     pub async fn start(upstream: String) -> Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (paused, paused_rx) = watch::channel(false);
+        let (mode, mode_rx) = watch::channel(Mode::Open);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((mut client, _)) = listener.accept().await else { return };
-                if *paused_rx.borrow() {
-                    let _ = client.shutdown().await;
-                    continue;
-                }
-                let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else { continue };
-                let mut cut = paused_rx.clone();
-                tokio::spawn(async move {
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut.wait_for(|paused| *paused) => {}
+                let mut mode = mode_rx.clone();
+                let now = *mode.borrow();
+                match now {
+                    Mode::Paused => {
+                        let _ = client.shutdown().await;
                     }
-                    // Dropping both sockets closes them: the client sees its connection end.
-                });
+                    Mode::Frozen => {
+                        tokio::spawn(async move {
+                            let _ = mode.wait_for(|m| *m == Mode::Paused).await;
+                            drop(client);
+                        });
+                    }
+                    Mode::Open => {
+                        let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else { continue };
+                        tokio::spawn(async move {
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => return,
+                                _ = mode.wait_for(|m| *m != Mode::Open) => {}
+                            }
+                            // Frozen: hold both sockets, silent, until paused. Dropping them
+                            // closes them: the client sees its connection end.
+                            let _ = mode.wait_for(|m| *m == Mode::Paused).await;
+                        });
+                    }
+                }
             }
         });
-        Proxy { port, paused, task }
+        Proxy { port, mode, task }
     }
 
     pub fn address(&self) -> String {
@@ -210,11 +233,15 @@ impl Proxy {
     }
 
     pub fn pause(&self) {
-        self.paused.send_replace(true);
+        self.mode.send_replace(Mode::Paused);
+    }
+
+    pub fn freeze(&self) {
+        self.mode.send_replace(Mode::Frozen);
     }
 
     pub fn resume(&self) {
-        self.paused.send_replace(false);
+        self.mode.send_replace(Mode::Open);
     }
 }
 
