@@ -76,9 +76,11 @@ pub(crate) enum After {
 /// The session as the handles see it, published on a watch channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
+    /// Where the session stands.
     pub state: SessionState,
     /// 0 until the first session is established.
     pub id: i64,
+    /// The session's secret, which a resume must present.
     pub password: Vec<u8>,
     /// The timeout the server granted.
     pub timeout_ms: i32,

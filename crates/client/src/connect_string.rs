@@ -15,10 +15,12 @@ pub const DEFAULT_PORT: u16 = 2181;
 pub struct ConnectString {
     /// `host:port` pairs, ready for `TcpStream::connect` (IPv6 hosts keep their brackets).
     pub hosts: Vec<String>,
+    /// The path prefix after the hosts, if any.
     pub chroot: Chroot,
 }
 
 impl ConnectString {
+    /// Parses `host[:port],...[/chroot]`.
     pub fn parse(s: &str) -> Result<ConnectString, Error> {
         let bad = |why| Error::BadConnectString(s.to_owned(), why);
         let (hosts_part, chroot) = match s.find('/') {

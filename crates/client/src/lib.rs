@@ -74,6 +74,7 @@ pub struct ClientBuilder {
 }
 
 impl ClientBuilder {
+    /// Settings with the defaults, for `connect_string` (`host:port,...[/chroot]`).
     pub fn new(connect_string: &str) -> ClientBuilder {
         ClientBuilder {
             connect_string: connect_string.to_owned(),
@@ -172,6 +173,7 @@ impl Client {
         ClientBuilder::new(connect_string).connect().await
     }
 
+    /// A builder for a client with other settings than the defaults.
     pub fn builder(connect_string: &str) -> ClientBuilder {
         ClientBuilder::new(connect_string)
     }
@@ -181,10 +183,12 @@ impl Client {
         self.session.borrow().clone()
     }
 
+    /// The session id (what `ephemeralOwner` shows for this session's nodes).
     pub fn session_id(&self) -> i64 {
         self.session.borrow().id
     }
 
+    /// The session's state now.
     pub fn state(&self) -> SessionState {
         self.session.borrow().state
     }
@@ -327,6 +331,7 @@ impl Client {
         stat(self.call(request, After::Nothing).await?)
     }
 
+    /// The node's ACL and Stat.
     pub async fn get_acl(&self, path: &str) -> Result<(Vec<Acl>, Stat), Error> {
         let request = Request::GetAcl(PathRequest { path: self.server_path(path)? });
         match self.call(request, After::Nothing).await? {
@@ -367,6 +372,7 @@ impl Client {
         children2(self.call(request, After::Nothing).await?)
     }
 
+    /// As [`Client::get_children2`], and leaves a child watch.
     pub async fn get_children2_watch(&self, path: &str, watcher: &Watcher) -> Result<(Vec<String>, Stat), Error> {
         let request = Request::GetChildren2(self.path_watch(path, true)?);
         children2(self.call(request, Self::watch_after(path, watcher, Kind::Child, None)).await?)

@@ -77,6 +77,7 @@ impl Chroot {
         Chroot(prefix.filter(|p| *p != "/").map(str::to_owned))
     }
 
+    /// The prefix, `None` for no chroot.
     pub fn prefix(&self) -> Option<&str> {
         self.0.as_deref()
     }

@@ -40,6 +40,7 @@ impl CreateMode {
         }
     }
 
+    /// The time to live of the TTL modes.
     pub fn ttl_ms(self) -> Option<i64> {
         match self {
             CreateMode::PersistentWithTtl { ttl_ms } | CreateMode::PersistentSequentialWithTtl { ttl_ms } => {
@@ -49,6 +50,7 @@ impl CreateMode {
         }
     }
 
+    /// Whether the server appends a sequence number to the name.
     pub fn is_sequential(self) -> bool {
         matches!(
             self,
@@ -74,6 +76,7 @@ pub enum EventType {
 }
 
 impl EventType {
+    /// The type of a `WatcherEvent.type` value.
     pub fn from_i32(v: i32) -> Option<EventType> {
         Some(match v {
             -1 => EventType::None,
@@ -115,7 +118,9 @@ impl fmt::Display for KeeperState {
 /// One watch notification, or a session state change delivered to watchers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchedEvent {
+    /// What happened.
     pub event_type: EventType,
+    /// The session's state (always SyncConnected for node events).
     pub state: KeeperState,
     /// The node, relative to the chroot; `None` for state changes.
     pub path: Option<String>,
@@ -213,6 +218,7 @@ pub enum Op {
 }
 
 impl Op {
+    /// The node the op acts on.
     pub fn path(&self) -> &str {
         match self {
             Op::Create { path, .. } | Op::Delete { path, .. } | Op::SetData { path, .. } | Op::Check { path, .. } => {
