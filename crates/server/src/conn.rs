@@ -6,8 +6,7 @@ use crate::driver::{Outbound, ToDriver};
 use crate::metrics::Metrics;
 use crate::Config;
 use proto::{
-    encode_notification_frame, encode_record_frame, encode_reply_frame, frame_length, ConnectRequest, Record, Request,
-    RequestHeader,
+    append_notification_frame, append_reply_frame, frame_length, ConnectRequest, Record, Request, RequestHeader,
 };
 use replica::{ConnId, Input};
 use std::net::SocketAddr;
@@ -133,20 +132,24 @@ async fn pump(
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     let mut outstanding = 0usize;
     loop {
-        // Frames already buffered (pipelined behind the handshake, or read together) first.
+        // Frames already buffered (pipelined behind the handshake, or read together) first;
+        // they arrived together, and the buffer is compacted once after them.
+        let arrived = Instant::now();
+        let mut consumed = 0;
         while outstanding < config.max_outstanding_per_conn {
-            let Some(n) = frame_length(buf, config.max_frame_bytes).map_err(|e| e.to_string())? else {
+            let Some(n) = frame_length(&buf[consumed..], config.max_frame_bytes).map_err(|e| e.to_string())? else {
                 break;
             };
-            let payload = &buf[4..n];
+            let payload = &buf[consumed + 4..consumed + n];
             let mut r = proto::Reader::new(payload);
             let header = RequestHeader::decode(&mut r).map_err(|e| format!("frame without a request header: {e}"))?;
             let request = Request::decode(header.opcode, r.rest());
-            buf.drain(..n);
+            consumed += n;
             outstanding += 1;
             let input = Input::Request { conn, xid: header.xid, request };
-            driver.send(ToDriver::Input(input, Instant::now())).await.map_err(|_| "server stopping")?;
+            driver.send(ToDriver::Input(input, arrived)).await.map_err(|_| "server stopping")?;
         }
+        buf.drain(..consumed);
         let can_read = outstanding < config.max_outstanding_per_conn;
         tokio::select! {
             message = rx.recv() => {
@@ -158,18 +161,18 @@ async fn pump(
                 while let Some(message) = next.take() {
                     let before = out.len();
                     match message {
-                        Outbound::Connected(response) => out.extend(encode_record_frame(&response)),
+                        Outbound::Connected(response) => proto::append_frame(&mut out, |w| response.encode(w)),
                         // Sizes without the length prefix, as ZooKeeper counts them; the
                         // handshake's reply is not counted, as in ZooKeeper.
                         Outbound::Reply(header, body) => {
                             outstanding = outstanding.saturating_sub(1);
-                            out.extend(encode_reply_frame(&header, body.as_ref()));
+                            append_reply_frame(&mut out, &header, body.as_ref());
                             let size = out.len() - before - 4;
                             metrics.response_sizes.record(size);
                             response_bytes += size;
                         }
                         Outbound::Notify(event, path) => {
-                            out.extend(encode_notification_frame(event as i32, &path));
+                            append_notification_frame(&mut out, event as i32, &path);
                             watch_bytes += out.len() - before - 4;
                         }
                         Outbound::Close => close = true,

@@ -69,6 +69,9 @@ pub(crate) struct Driver {
     pub packets_received: u64,
     pub packets_sent: u64,
     pub started: Instant,
+    /// The clocks as read for the batch of inputs being handled.
+    now: Instant,
+    now_ms: i64,
     /// Transactions for the disk thread, sent once per batch of inputs.
     to_log: Vec<tree::Txn>,
     to_log_generation: u64,
@@ -99,6 +102,8 @@ impl Driver {
             packets_received: 0,
             packets_sent: 0,
             started: Instant::now(),
+            now: Instant::now(),
+            now_ms: wall_ms(),
             to_log: Vec::new(),
             to_log_generation: 0,
             log,
@@ -122,6 +127,7 @@ impl Driver {
                 biased;
                 message = rx.recv() => {
                     let Some(message) = message else { return };
+                    self.read_clock();
                     self.handle(message);
                     // Take what else is queued, so that one durability point covers the batch.
                     for _ in 0..1024 {
@@ -131,7 +137,10 @@ impl Driver {
                         }
                     }
                 }
-                _ = ticker.tick() => self.step(Input::Tick),
+                _ = ticker.tick() => {
+                    self.read_clock();
+                    self.step(Input::Tick);
+                }
                 // Snapshot chunks are made only when requests are not waiting (`biased`
                 // order) and only as fast as the snapshot thread writes them.
                 permit = snapshots.reserve(), if self.replica.snapshot_in_progress() => {
@@ -195,9 +204,15 @@ impl Driver {
         }
     }
 
+    /// One reading of the clocks serves a whole batch of inputs.
+    fn read_clock(&mut self) {
+        self.now = Instant::now();
+        self.now_ms = wall_ms();
+    }
+
     fn step(&mut self, input: Input) {
-        let now = Instant::now();
-        for output in self.replica.step(wall_ms(), input) {
+        let (now, now_ms) = (self.now, self.now_ms);
+        for output in self.replica.step(now_ms, input) {
             let (conn, message) = match output {
                 Output::Append { txn } => {
                     let generation = self.replica.log_generation();
@@ -211,7 +226,7 @@ impl Driver {
                 Output::Connected { conn, response } => (conn, Outbound::Connected(response)),
                 Output::Reply { conn, header, body } => {
                     if let Some(c) = self.conns.get_mut(&conn) {
-                        if let Some((latency, op)) = c.stats.replied(header.xid, header.zxid, now) {
+                        if let Some((latency, op)) = c.stats.replied(header.xid, header.zxid, now, now_ms) {
                             self.latency.record(latency);
                             self.metrics.observe_request(op, latency);
                         }

@@ -85,12 +85,12 @@ impl ConnStats {
     }
 
     /// Matches a reply to its request; returns the request's latency and operation.
-    pub fn replied(&mut self, xid: i32, zxid: i64, now: Instant) -> Option<(Duration, Option<OpCode>)> {
+    pub fn replied(&mut self, xid: i32, zxid: i64, now: Instant, now_ms: i64) -> Option<(Duration, Option<OpCode>)> {
         let i = self.waiting.iter().position(|(x, _, _)| *x == xid)?;
         let (_, op, at) = self.waiting.remove(i)?;
         let latency = now.saturating_duration_since(at);
         self.last_zxid = zxid;
-        self.last_response_ms = crate::driver::wall_ms();
+        self.last_response_ms = now_ms;
         self.last_latency_ms = latency.as_millis() as u64;
         self.latency.record(latency);
         Some((latency, op))

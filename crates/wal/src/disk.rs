@@ -39,6 +39,13 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Where a file is written before it is renamed into place: its name plus `.tmp` (not
+/// `with_extension`, which would make every `snapshot.<zxid>` the same `snapshot.tmp`).
+pub(crate) fn temporary(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!("{name}.tmp"))
+}
+
 fn parent(path: &Path) -> PathBuf {
     path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
@@ -59,7 +66,7 @@ impl Disk for OsDisk {
     }
 
     fn write_atomic(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
-        let tmp = path.with_extension("tmp");
+        let tmp = crate::disk::temporary(path);
         {
             use std::io::Write;
             let mut f = std::fs::File::create(&tmp)?;

@@ -49,7 +49,7 @@ impl<D: Disk> SnapshotWriter<D> {
     fn open(disk: D, dir: &Path, zxid: i64, zstd_level: Option<i32>) -> Result<SnapshotWriter<D>, WalError> {
         disk.create_dir_all(dir).map_err(io_error("creating", dir))?;
         let path = dir.join(snapshot_name(zxid));
-        let tmp = path.with_extension("tmp");
+        let tmp = crate::disk::temporary(&path);
         let mut file = disk.create(&tmp).map_err(io_error("creating", &tmp))?;
         let mut header = Vec::with_capacity(HEADER_BYTES);
         header.extend_from_slice(MAGIC);

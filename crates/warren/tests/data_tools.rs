@@ -28,7 +28,11 @@ fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            // A snapshot being written is `<name>.tmp` until it is complete.
+            name.starts_with(prefix) && !name.ends_with(".tmp")
+        })
         .collect();
     names.sort();
     names
