@@ -17,8 +17,8 @@
 //! so a command's own events are printed before the next command runs.
 
 use client::{
-    acls, perms, Acl, AddWatchMode, Client, CreateMode, Error, EventType, Id, KeeperState, Session, SessionState, Stat,
-    WatchStream, WatchedEvent, Watcher, WatcherType,
+    acls, perms, Acl, AddWatchMode, Client, CreateMode, Error, EventType, Id, KeeperState, Op, Session, SessionState,
+    Stat, WatchStream, WatchedEvent, Watcher, WatcherType,
 };
 use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
@@ -845,13 +845,15 @@ async fn delete(zk: &Client, words: &[String]) -> CliResult {
     zk.delete(path, version).await.map_err(|e| keeper_error(&e, path))
 }
 
-/// `deleteall path [-b batch size]`: the subtree, deepest nodes first.
+/// `deleteall path [-b batch size]`: the subtree, deepest nodes first, in multis of
+/// `batch size` deletes (1000 by default), as zkCli.sh's `ZKUtil.deleteRecursive`.
 async fn deleteall(zk: &Client, words: &[String]) -> CliResult {
     let p = parse_options(words, &[('b', true)])?;
     let path = p.args.get(1).ok_or_else(|| CliError::usage("deleteall"))?;
-    if let Some(b) = p.value('b') {
-        b.parse::<i32>().map_err(|_| CliError::new("-b argument must be an int value"))?;
-    }
+    let batch = match p.value('b') {
+        None => 1000,
+        Some(b) => b.parse::<i32>().map_err(|_| CliError::new("-b argument must be an int value"))?.max(1) as usize,
+    };
     client::validate_path(path, false).map_err(|e| keeper_error(&e, path))?;
     // Breadth first, as ZKUtil.listSubTreeBFS; then deleted from the end.
     let mut tree = vec![path.clone()];
@@ -862,20 +864,19 @@ async fn deleteall(zk: &Client, words: &[String]) -> CliResult {
                 let parent = tree[i].clone();
                 tree.extend(children.iter().map(|c| join(&parent, c)));
             }
+            // Deleted meanwhile by someone else: nothing below it either.
             Err(Error::NoNode) if i > 0 => {}
             Err(e) => return Err(keeper_error(&e, &tree[i])),
         }
         i += 1;
     }
-    let mut all_deleted = true;
-    for node in tree.iter().rev() {
-        match zk.delete(node, None).await {
-            Ok(()) | Err(Error::NoNode) => {}
-            Err(_) => all_deleted = false,
+    tree.reverse();
+    for chunk in tree.chunks(batch) {
+        let ops: Vec<Op> = chunk.iter().map(|node| Op::Delete { path: node.clone(), version: None }).collect();
+        if zk.multi(&ops).await.is_err() {
+            println!("Failed to delete some node(s) in the subtree!");
+            break;
         }
-    }
-    if !all_deleted {
-        println!("Failed to delete some node(s) in the subtree!");
     }
     Ok(())
 }
