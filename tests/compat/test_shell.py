@@ -149,7 +149,10 @@ def test_shell_node_modes(server, reference, root):
         "stat %s/e" % root,
         "getEphemerals %s" % root,
         "getEphemerals %s/nothing" % root,
-        "sync %s" % root,
+        "deleteall -b x %s" % root,
+        "deleteall -b 2 %s" % root,
+        "ls %s" % root,
+        "sync /",
     ])
 
 
