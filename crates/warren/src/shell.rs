@@ -1068,6 +1068,11 @@ fn history_file() -> Option<PathBuf> {
 
 /// Runs the shell with the arguments after `warren shell`; returns the exit status.
 pub fn run(args: Vec<String>) -> anyhow::Result<i32> {
+    if args.first().is_some_and(|a| a == "-h" || a == "--help") {
+        eprintln!("warren shell [-server host:port,...[/chroot]] [-timeout ms] [-r] [cmd args]");
+        print_usage();
+        return Ok(EXIT_OK);
+    }
     let options = match parse_arguments(args) {
         Ok(options) => options,
         Err(message) => {
