@@ -115,7 +115,7 @@ impl Driver {
 
     /// Nodes serialized per snapshot chunk: small enough that requests wait at most a few
     /// hundred microseconds behind one.
-    const SNAPSHOT_CHUNK_NODES: usize = 2000;
+    const SNAPSHOT_CHUNK_NODES: usize = 500;
 
     pub async fn run(mut self, mut rx: mpsc::Receiver<ToDriver>, snapshots: mpsc::Sender<SnapshotPart>) {
         // Ticks finer than tickTime so that expiry lands close to its deadline.
