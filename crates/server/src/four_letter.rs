@@ -186,32 +186,13 @@ pub(crate) fn environment() -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Java's `Date.toString()` form, in UTC: `Wed Nov 25 11:28:52 UTC 2026`.
-fn java_date(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    format!(
-        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
-        WEEKDAYS[days.rem_euclid(7) as usize],
-        MONTHS[(month - 1) as usize],
-        day,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        year
-    )
+/// Java's `Date.toString()` form, in UTC: `Wed Nov 25 11:28:52 UTC 2026` (ZooKeeper's `dump`,
+/// zkCli.sh's `stat`).
+pub fn java_date(ms: i64) -> String {
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(t) => t.format("%a %b %d %H:%M:%S UTC %Y").to_string(),
+        None => ms.to_string(),
+    }
 }
 
 impl Driver {
@@ -533,5 +514,7 @@ mod tests {
         assert_eq!(java_double(0.0), "0.0");
         assert_eq!(java_double(0.2676), "0.2676");
         assert_eq!(java_date(1_795_606_132_000), "Wed Nov 25 11:28:52 UTC 2026");
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+        assert_eq!(java_date(951_782_400_000), "Tue Feb 29 00:00:00 UTC 2000");
     }
 }

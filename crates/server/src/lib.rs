@@ -19,6 +19,7 @@ pub mod storage;
 
 pub use admin::ListenError;
 pub use config::{Config, ConfigError, VERSION};
+pub use four_letter::java_date;
 pub use storage::RecoverError;
 
 use rand_core::RngCore;

@@ -95,21 +95,12 @@ pub fn purge(args: PurgeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Milliseconds since the epoch as ISO 8601 in UTC (days to civil date: Howard Hinnant's
-/// algorithm, valid for any date).
+/// Milliseconds since the epoch as ISO 8601 in UTC.
 pub fn utc(ms: i64) -> String {
-    let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
-    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, s) = (day_secs / 3600, day_secs % 3600 / 60, day_secs % 60);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{millis:03}Z")
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        None => ms.to_string(),
+    }
 }
 
 /// Data as escaped text, cut after 64 bytes (with the full length said).

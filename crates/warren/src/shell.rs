@@ -242,43 +242,15 @@ fn perm_string(bits: i32) -> String {
         .collect()
 }
 
-/// Java's `Date.toString()` (`Thu Jan 01 00:00:00 UTC 1970`), in UTC.
-fn java_date(ms: i64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let secs = ms.div_euclid(1000);
-    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
-        DAYS[days.rem_euclid(7) as usize],
-        MONTHS[(month - 1) as usize],
-        day,
-        day_secs / 3600,
-        day_secs % 3600 / 60,
-        day_secs % 60,
-        year
-    )
-}
-
 /// zkCli.sh's `StatPrinter`.
 fn stat_text(stat: &Stat) -> String {
     format!(
         "cZxid = 0x{:x}\nctime = {}\nmZxid = 0x{:x}\nmtime = {}\npZxid = 0x{:x}\ncversion = {}\ndataVersion = {}\n\
          aclVersion = {}\nephemeralOwner = 0x{:x}\ndataLength = {}\nnumChildren = {}\n",
         stat.czxid,
-        java_date(stat.ctime),
+        server::java_date(stat.ctime),
         stat.mzxid,
-        java_date(stat.mtime),
+        server::java_date(stat.mtime),
         stat.pzxid,
         stat.cversion,
         stat.version,
@@ -1208,13 +1180,6 @@ mod tests {
         assert!(parse_acl("foo").is_empty());
         assert_eq!(perm_string(perms::ALL), "cdrwa");
         assert_eq!(perm_string(perms::READ | perms::ADMIN), "ra");
-    }
-
-    #[test]
-    fn dates_print_like_java() {
-        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
-        assert_eq!(java_date(1_795_614_699_000), "Wed Nov 25 13:51:39 UTC 2026");
-        assert_eq!(java_date(951_782_400_000), "Tue Feb 29 00:00:00 UTC 2000");
     }
 
     #[test]
