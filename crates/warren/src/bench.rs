@@ -32,6 +32,9 @@ pub enum Workload {
     Mixed,
     /// multi of `--multi-ops` setData on random znodes (one transaction each).
     Multi,
+    /// Watch fan-out: every session but one watches one znode, the last one sets it; an op
+    /// is a notification delivered, timed from the write.
+    Watch,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -193,6 +196,7 @@ async fn drive(
             Workload::Multi => {
                 Request::Multi((0..args.multi_ops).map(|_| set(node_path(next() as usize % args.nodes))).collect())
             }
+            Workload::Watch => unreachable!("the watch workload runs in fan_out"),
             Workload::Create => Request::Create(CreateRequest {
                 path: format!("{ROOT}/c-"),
                 data: Some(data.clone()),
@@ -239,6 +243,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let measure_from = start + Duration::from_secs(1);
     let end = measure_from + Duration::from_secs(args.seconds);
     let done = Arc::new(AtomicU64::new(0));
+    if args.workload == Workload::Watch {
+        let progress =
+            (!args.json && std::io::stderr().is_terminal()).then(|| progress(done.clone(), measure_from, end));
+        let (histogram, errors) = fan_out(&args, measure_from, end, done).await?;
+        if let Some(progress) = progress {
+            progress.abort();
+        }
+        return report(&args, &histogram, errors, measure_from, end);
+    }
     let tasks: Vec<_> = (0..args.sessions)
         .map(|i| {
             let seed = 0x9E37_79B9_7F4A_7C15 ^ ((i as u64 + 1) * 7919);
@@ -256,6 +269,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(progress) = progress {
         progress.abort();
     }
+    report(&args, &histogram, errors, measure_from, end)
+}
+
+fn report(
+    args: &BenchArgs,
+    histogram: &Histogram<u64>,
+    errors: u64,
+    measure_from: Instant,
+    end: Instant,
+) -> anyhow::Result<()> {
     let measured = end.saturating_duration_since(measure_from).as_secs_f64();
     let ops = histogram.len() as f64 / measured;
     let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
@@ -273,9 +296,66 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             args.workload, args.server, args.sessions, args.inflight, args.nodes, args.size, measured, ops, histogram.len(), errors,
             ms(0.5), ms(0.9), ms(0.99), ms(0.999), histogram.max() as f64 / 1000.0
         );
-        print_histogram(&histogram);
+        print_histogram(histogram);
     }
     Ok(())
+}
+
+/// Watch fan-out. Watchers arm a data watch, and after each notification re-arm it before
+/// saying so; the writer sets the znode once every watcher has re-armed, so no event is
+/// missed and each write's fan-out is timed whole.
+async fn fan_out(
+    args: &BenchArgs,
+    measure_from: Instant,
+    end: Instant,
+    done: Arc<AtomicU64>,
+) -> anyhow::Result<(Histogram<u64>, u64)> {
+    let hot = node_path(0);
+    let watchers = args.sessions.saturating_sub(1).max(1);
+    let (armed_tx, mut armed) = tokio::sync::mpsc::unbounded_channel::<Option<Instant>>();
+    let arm = |path: &str| Request::Exists(PathWatchRequest { path: path.to_owned(), watch: true });
+    for _ in 0..watchers {
+        let (server, path, armed_tx) = (args.server.clone(), hot.clone(), armed_tx.clone());
+        tokio::spawn(async move {
+            let mut s = Session::open(&server).await?;
+            let request = arm(&path);
+            s.call_all(std::slice::from_ref(&request), ErrorCode::Ok).await?;
+            let _ = armed_tx.send(None);
+            while Instant::now() < end {
+                let frame = s.read_frame().await?;
+                if ReplyHeader::from_bytes(&frame)?.xid != proto::xid::NOTIFICATION {
+                    continue;
+                }
+                let arrived = Instant::now();
+                s.call_all(std::slice::from_ref(&request), ErrorCode::Ok).await?;
+                let _ = armed_tx.send(Some(arrived));
+            }
+            anyhow::Ok(())
+        });
+    }
+    for _ in 0..watchers {
+        armed.recv().await.context("a watcher failed to start")?;
+    }
+    let mut writer = Session::open(&args.server).await?;
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let data = vec![b'w'; args.size];
+    while Instant::now() < end {
+        let set = Request::SetData(SetDataRequest { path: hot.clone(), data: Some(data.clone()), version: -1 });
+        let written = Instant::now();
+        writer.call_all(&[set], ErrorCode::Ok).await?;
+        for _ in 0..watchers {
+            let arrived = tokio::time::timeout(Duration::from_secs(10), armed.recv())
+                .await
+                .context("a watcher missed a notification")?
+                .flatten()
+                .context("a watcher stopped")?;
+            if written >= measure_from {
+                histogram.record(arrived.saturating_duration_since(written).as_micros().max(1) as u64)?;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    Ok((histogram, 0))
 }
 
 /// A progress bar with the live rate, on stderr, while the measurement runs.
