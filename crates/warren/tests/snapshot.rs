@@ -29,10 +29,14 @@ async fn check(server: &Server, count: usize) {
     }
 }
 
+/// Finished snapshots (and `.broken` ones); one still being written is `.tmp` until done.
 fn snapshots(server: &Server) -> Vec<String> {
     let dir = server.dir.path().join("data/warren/snapshot");
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.ends_with(".tmp"))
+        .collect();
     names.sort();
     names
 }
