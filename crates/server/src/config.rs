@@ -73,6 +73,9 @@ pub struct Config {
     pub purge_interval_hours: u64,
     /// `snapshot.compression.method`: compress snapshots with zstd.
     pub snapshot_zstd: bool,
+    /// `logLevel` (Warren's own key): `info`, `debug`, or any `RUST_LOG` directive; the
+    /// `RUST_LOG` environment variable wins over it.
+    pub log_level: Option<String>,
     /// `admin.enableServer`, `admin.serverAddress`, `admin.serverPort`, `admin.commandURL`:
     /// ZooKeeper's AdminServer (on by default, as in ZooKeeper).
     pub admin: Option<AdminConfig>,
@@ -119,6 +122,7 @@ impl Default for Config {
             snap_retain_count: 3,
             purge_interval_hours: 0,
             snapshot_zstd: false,
+            log_level: None,
             // Loopback, like the client port of the built-in default.
             admin: Some(AdminConfig {
                 address: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
@@ -250,6 +254,7 @@ impl Config {
                 "autopurge.snapRetainCount" => {
                     c.snap_retain_count = usize::try_from(int()?).map_err(|_| bad("expected a count"))?.max(3)
                 }
+                "logLevel" => c.log_level = Some(e.value.clone()),
                 "snapshot.compression.method" => {
                     c.snapshot_zstd = match e.value.as_str() {
                         "" | "none" => false,
@@ -337,7 +342,7 @@ mod tests {
     fn reads_zookeeper_keys() {
         let c = load(
             "# comment\ntickTime=500\ndataDir=/tmp/x\nclientPort=2191\n4lw.commands.whitelist=ruok, srvr\n\
-             zookeeper.DigestAuthenticationProvider.superDigest=super:abc\nextendedTypesEnabled=false\nsomething.else=1\n",
+             zookeeper.DigestAuthenticationProvider.superDigest=super:abc\nextendedTypesEnabled=false\nsomething.else=1\nlogLevel=debug\n",
         )
         .unwrap();
         assert_eq!(c.tick_ms, 500);
@@ -347,6 +352,7 @@ mod tests {
         assert!(c.four_letter_whitelist.allows("ruok") && !c.four_letter_whitelist.allows("stat"));
         assert_eq!(c.super_digest.as_deref(), Some("super:abc"));
         assert!(!c.ttl_enabled);
+        assert_eq!(c.log_level.as_deref(), Some("debug"));
         assert_eq!(c.client_port_address, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         // ZooKeeper's defaults: the admin server on 0.0.0.0:8080, no separate metrics port.
         let admin = c.admin.unwrap();

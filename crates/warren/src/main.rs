@@ -54,12 +54,21 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // The simulator runs thousands of elections a second: only warnings by default.
     let default_level = if matches!(cli.command, Command::Sim(_)) { "warn" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_level.into()))
-        .with_writer(std::io::stderr)
+    // RUST_LOG wins; otherwise the server's `logLevel` from zoo.cfg, once it is read.
+    let from_env = tracing_subscriber::EnvFilter::try_from_default_env().ok();
+    let (filter, level) =
+        tracing_subscriber::reload::Layer::new(from_env.clone().unwrap_or_else(|| default_level.into()));
+    use tracing_subscriber::prelude::*;
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
     match cli.command {
-        Command::Server { config } => run_server(config),
+        Command::Server { config } => run_server(config, |configured| {
+            if from_env.is_none() {
+                let _ = level.modify(|filter| *filter = tracing_subscriber::EnvFilter::new(configured));
+            }
+        }),
         Command::Bench(args) => {
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(bench::run(args))
         }
@@ -72,11 +81,14 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn run_server(path: Option<PathBuf>) -> anyhow::Result<()> {
+fn run_server(path: Option<PathBuf>, set_log_level: impl FnOnce(&str)) -> anyhow::Result<()> {
     let config = match &path {
         Some(path) => server::Config::load(path)?,
         None => server::Config::default(),
     };
+    if let Some(level) = &config.log_level {
+        set_log_level(level);
+    }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating dataDir {}", config.data_dir.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
