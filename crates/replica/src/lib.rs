@@ -631,7 +631,7 @@ impl Replica {
             .filter(|p| !self.pending.is_pending(p))
             .filter(|p| {
                 self.tree.node(p).is_some_and(|n| {
-                    n.children.is_empty()
+                    n.num_children == 0
                         && match owner::ttl_ms(n.ephemeral_owner) {
                             Some(ttl) => now - n.mtime > ttl,
                             None => n.child_creates > 0,

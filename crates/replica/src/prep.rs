@@ -25,7 +25,7 @@ impl NodeView {
             version: node.version,
             aversion: node.aversion,
             child_creates: node.child_creates,
-            num_children: node.children.len() as i32,
+            num_children: node.num_children as i32,
             ephemeral_owner: node.ephemeral_owner,
             acl: node.acl.clone(),
         }

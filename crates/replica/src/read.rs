@@ -83,7 +83,8 @@ impl Replica {
             }
             Request::GetChildren(r) | Request::GetChildren2(r) => {
                 let node = self.readable(conn, &r.path, perms::READ)?;
-                let children: Vec<String> = node.children.iter().map(|c| c.to_string()).collect();
+                let children: Vec<String> =
+                    self.tree.children(&r.path).unwrap_or_default().into_iter().map(str::to_owned).collect();
                 let response = match request {
                     Request::GetChildren(_) => Response::Children(children),
                     _ => Response::Children2(children, node.stat()),
@@ -188,7 +189,16 @@ impl Replica {
                             .unwrap_or_else(|e| MultiResult::Error(e as i32)),
                         Request::GetChildren(r) => self
                             .readable(conn, &r.path, perms::READ)
-                            .map(|n| MultiResult::GetChildren(n.children.iter().map(|c| c.to_string()).collect()))
+                            .map(|_| {
+                                MultiResult::GetChildren(
+                                    self.tree
+                                        .children(&r.path)
+                                        .unwrap_or_default()
+                                        .into_iter()
+                                        .map(str::to_owned)
+                                        .collect(),
+                                )
+                            })
                             .unwrap_or_else(|e| MultiResult::Error(e as i32)),
                         _ => MultiResult::Error(ErrorCode::MarshallingError as i32),
                     })

@@ -8,6 +8,7 @@ use crate::txn::{owner, Txn, TxnOp};
 use crate::watch::{ConnId, Watches};
 use proto::{perms, Acl, ErrorCode, EventType, Stat};
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -27,7 +28,9 @@ pub struct Node {
     pub child_creates: i32,
     /// A session id, [`owner::CONTAINER`], a TTL mark, or 0.
     pub ephemeral_owner: i64,
-    pub children: BTreeSet<Box<str>>,
+    /// Children are not stored here: they are the next keys of the tree's ordered map
+    /// (see [`DataTree::children`]); only their count is kept.
+    pub num_children: u32,
 }
 
 impl Node {
@@ -44,7 +47,7 @@ impl Node {
             aversion: 0,
             child_creates: 0,
             ephemeral_owner,
-            children: BTreeSet::new(),
+            num_children: 0,
         }
     }
 
@@ -53,7 +56,7 @@ impl Node {
     }
 
     pub fn cversion(&self) -> i32 {
-        self.child_creates.wrapping_mul(2).wrapping_sub(self.children.len() as i32)
+        self.child_creates.wrapping_mul(2).wrapping_sub(self.num_children as i32)
     }
 
     pub fn stat(&self) -> Stat {
@@ -68,7 +71,7 @@ impl Node {
             // Container and TTL marks are internal; clients see 0.
             ephemeral_owner: owner::session(self.ephemeral_owner).unwrap_or(0),
             data_length: self.data_len() as i32,
-            num_children: self.children.len() as i32,
+            num_children: self.num_children as i32,
             pzxid: self.pzxid,
         }
     }
@@ -98,7 +101,9 @@ pub struct Notification {
 
 #[derive(Debug)]
 pub struct DataTree {
-    pub(crate) nodes: BTreeMap<Box<str>, Node>,
+    /// Nodes are boxed: a B-tree grown by inserts keeps its leaves about half full, and
+    /// half-empty slots of pointers cost far less than half-empty slots of whole nodes.
+    pub(crate) nodes: BTreeMap<Box<str>, Box<Node>>,
     pub(crate) acls: AclCache,
     ephemerals: BTreeMap<i64, BTreeSet<String>>,
     containers: BTreeSet<String>,
@@ -153,11 +158,11 @@ impl DataTree {
         let p = &*key;
         if p != path::ROOT {
             if let Some(parent) = self.nodes.get_mut(path::parent(p)) {
-                parent.children.insert(path::name(p).into());
+                parent.num_children += 1;
             }
         }
         self.index(p, &node);
-        self.nodes.insert(key, node);
+        self.nodes.insert(key, Box::new(node));
     }
 
     /// Adds a node to the size count and to the ephemeral, container and TTL indexes.
@@ -173,12 +178,39 @@ impl DataTree {
     }
 
     pub fn node(&self, p: &str) -> Option<&Node> {
-        self.nodes.get(p)
+        self.nodes.get(p).map(|n| &**n)
+    }
+
+    /// The names of a node's children, in order. Children of `p` are the keys after `p/`;
+    /// a child's own subtree sits between it and its next sibling, so the scan jumps over
+    /// each subtree (to `p/name0`, as `0` follows `/`) instead of walking it.
+    pub fn children(&self, p: &str) -> Option<Vec<&str>> {
+        let node = self.nodes.get(p)?;
+        let prefix = if p == path::ROOT { path::ROOT.to_owned() } else { format!("{p}/") };
+        let mut names = Vec::with_capacity(node.num_children as usize);
+        let mut from = prefix.clone();
+        'scan: loop {
+            let range = self.nodes.range::<str, _>((Bound::Included(from.as_str()), Bound::Unbounded));
+            for (key, _) in range {
+                let Some(rest) = key.strip_prefix(prefix.as_str()) else { break 'scan };
+                match rest.split_once('/') {
+                    // The root's prefix is the root's own key.
+                    None if rest.is_empty() => {}
+                    None => names.push(rest),
+                    Some((child, _)) => {
+                        from = format!("{prefix}{child}0");
+                        continue 'scan;
+                    }
+                }
+            }
+            break;
+        }
+        Some(names)
     }
 
     /// Every node with its path, in path order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
-        self.nodes.iter().map(|(p, n)| (&**p, n))
+        self.nodes.iter().map(|(p, n)| (&**p, &**n))
     }
 
     pub fn node_count(&self) -> usize {
@@ -213,8 +245,11 @@ impl DataTree {
 
     /// Number of descendants of `p`, the node itself not counted.
     pub fn descendant_count(&self, p: &str) -> Option<usize> {
-        let node = self.nodes.get(p)?;
-        Some(node.children.iter().map(|c| 1 + self.descendant_count(&path::join(p, c)).unwrap_or(0)).sum())
+        self.nodes.get(p)?;
+        let prefix = if p == path::ROOT { path::ROOT.to_owned() } else { format!("{p}/") };
+        let descendants = self.nodes.range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded));
+        // The root's prefix also matches the root itself.
+        Some(descendants.take_while(|(k, _)| k.starts_with(&prefix)).filter(|(k, _)| &***k != p).count())
     }
 
     /// Applies a transaction. Transactions are prepared against this tree, so they fit it;
@@ -313,7 +348,7 @@ impl DataTree {
         }
         let parent_path = path::parent(p);
         if let Some(parent) = self.nodes.get_mut(parent_path) {
-            parent.children.remove(path::name(p));
+            parent.num_children = parent.num_children.saturating_sub(1);
             parent.pzxid = zxid;
         }
         self.notify(EventType::NodeDeleted, p, events);
@@ -329,5 +364,34 @@ impl DataTree {
     /// Drops interned ACL lists that no node uses any more.
     pub fn purge_unused_acls(&mut self) {
         self.acls.purge_unused();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(tree: &mut DataTree, zxid: i64, p: &str) {
+        let op = TxnOp::Create { path: p.into(), data: None, acl: acl::open_acl(), ephemeral_owner: 0 };
+        tree.apply(&Txn { zxid, time_ms: 0, session_id: 0, op });
+    }
+
+    #[test]
+    fn children_skip_subtrees_and_keep_siblings_that_sort_inside_them() {
+        let mut tree = DataTree::new();
+        // "a-b" and "a.c" sort between "/p/a" and "/p/a/x" ('-' and '.' come before '/').
+        for (i, p) in
+            ["/p", "/p/a", "/p/a-b", "/p/a.c", "/p/a/x", "/p/a/x/y", "/p/a0", "/p/ab", "/q"].iter().enumerate()
+        {
+            create(&mut tree, i as i64 + 1, p);
+        }
+        assert_eq!(tree.children("/p").unwrap(), ["a", "a-b", "a.c", "a0", "ab"]);
+        assert_eq!(tree.children("/").unwrap(), ["p", "q", "zookeeper"]);
+        assert_eq!(tree.children("/p/a").unwrap(), ["x"]);
+        assert!(tree.children("/p/ab").unwrap().is_empty());
+        assert!(tree.children("/nope").is_none());
+        assert_eq!(tree.node("/p").unwrap().stat().num_children, 5);
+        assert_eq!(tree.descendant_count("/p"), Some(7));
+        assert_eq!(tree.descendant_count("/"), Some(tree.node_count() - 1));
     }
 }

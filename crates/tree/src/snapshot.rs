@@ -17,7 +17,7 @@
 use crate::data_tree::{DataTree, Node};
 use proto::jute::{DecodeError, Reader, Record, Writer};
 use proto::Acl;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -45,7 +45,7 @@ fn image(node: &Node) -> Node {
         aversion: node.aversion,
         child_creates: node.child_creates,
         ephemeral_owner: node.ephemeral_owner,
-        children: BTreeSet::new(),
+        num_children: node.num_children,
     }
 }
 
@@ -69,7 +69,7 @@ impl DataTree {
         let Some(cursor) = self.snapshot.as_mut() else { return };
         let ahead = cursor.after.as_deref().is_none_or(|after| path > after);
         if ahead && !cursor.pre_images.contains_key(path) {
-            cursor.pre_images.insert(path.into(), self.nodes.get(path).map(image));
+            cursor.pre_images.insert(path.into(), self.nodes.get(path).map(|n| image(n)));
         }
     }
 
@@ -95,7 +95,7 @@ impl DataTree {
                     let (k, v) = pre.next()?;
                     (&**k, v.as_ref())
                 }
-                (Some(_), _) => live.next().map(|(k, v)| (&**k, Some(v)))?,
+                (Some(_), _) => live.next().map(|(k, v)| (&**k, Some(&**v)))?,
                 (None, Some(_)) => pre.next().map(|(k, v)| (&**k, v.as_ref()))?,
             };
             last = Some(next.0);
@@ -129,7 +129,7 @@ impl DataTree {
         if orphan || self.node(&path).is_some() || !path.starts_with('/') {
             return Err(DecodeError::Unsupported { what: "node without parent or out of order", value: 0 });
         }
-        node.children.clear();
+        node.num_children = 0;
         self.insert_node(path, node);
         Ok(())
     }
@@ -141,8 +141,8 @@ impl DataTree {
     pub fn from_snapshot<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Result<DataTree, DecodeError> {
         let out_of_order = DecodeError::Unsupported { what: "node without parent or out of order", value: 0 };
         let mut tree = DataTree::without_nodes();
-        let mut nodes: Vec<(Box<str>, Node)> = Vec::new();
-        let mut children: Vec<Vec<Box<str>>> = Vec::new();
+        let mut nodes: Vec<(Box<str>, Box<Node>)> = Vec::new();
+        let mut children: Vec<u32> = Vec::new();
         let mut ancestors: Vec<usize> = Vec::new();
         for chunk in chunks {
             let r = &mut Reader::new(chunk);
@@ -168,7 +168,7 @@ impl DataTree {
                     aversion: r.i32()?,
                     child_creates: r.i32()?,
                     ephemeral_owner: r.i64()?,
-                    children: BTreeSet::new(),
+                    num_children: 0,
                 };
                 if nodes.last().is_some_and(|(last, _)| *last >= path) {
                     return Err(out_of_order);
@@ -183,20 +183,19 @@ impl DataTree {
                         ancestors.pop();
                     }
                     let &parent_index = ancestors.last().ok_or(out_of_order.clone())?;
-                    children[parent_index].push(crate::path::name(&path).into());
+                    children[parent_index] += 1;
                 }
                 tree.index(&path, &node);
                 ancestors.push(nodes.len());
-                nodes.push((path, node));
-                children.push(Vec::new());
+                nodes.push((path, Box::new(node)));
+                children.push(0);
             }
         }
         if nodes.first().is_none_or(|(p, _)| &**p != crate::path::ROOT) {
             return Err(DecodeError::Unsupported { what: "snapshot without a root", value: 0 });
         }
-        for ((_, node), names) in nodes.iter_mut().zip(children) {
-            // Children of one parent arrive in name order, so this is a bulk build too.
-            node.children = names.into_iter().collect();
+        for ((_, node), count) in nodes.iter_mut().zip(children) {
+            node.num_children = count;
         }
         tree.nodes = nodes.into_iter().collect();
         Ok(tree)

@@ -28,7 +28,7 @@ fn next_txn(tree: &DataTree, zxid: i64, pick: (u8, u16, u16)) -> Txn {
         2 => {
             let path = at(pick.1);
             match tree.node(&path) {
-                Some(n) if n.children.is_empty() && path != "/" => TxnOp::Delete { path },
+                Some(n) if n.num_children == 0 && path != "/" => TxnOp::Delete { path },
                 _ => TxnOp::Check { path },
             }
         }

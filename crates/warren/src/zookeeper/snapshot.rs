@@ -20,7 +20,7 @@ use super::state::{Refused, State};
 use super::Damage;
 use proto::jute::{DecodeError, Reader, Record};
 use proto::Acl;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tree::Node;
 
@@ -139,7 +139,7 @@ pub fn parse(bytes: &[u8], zxid: i64) -> Result<State, Damage> {
             // The stored cversion counts creates (see `state`).
             child_creates: cversion,
             ephemeral_owner,
-            children: BTreeSet::new(),
+            num_children: 0,
         };
         let warren_path = if path.is_empty() { tree::path::ROOT.to_owned() } else { path };
         state.load(&warren_path, node).map_err(|refused| {

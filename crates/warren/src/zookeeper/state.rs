@@ -147,7 +147,7 @@ impl State {
             aversion: 0,
             child_creates: 0,
             ephemeral_owner,
-            children: BTreeSet::new(),
+            num_children: 0,
         };
         self.load(p, node)
     }
@@ -216,7 +216,7 @@ mod tests {
             aversion: 0,
             child_creates: 0,
             ephemeral_owner: 0,
-            children: BTreeSet::new(),
+            num_children: 0,
         }
     }
 
