@@ -45,6 +45,7 @@ pub struct Coverage {
     pub crashes: u64,
     pub leader_crashes_mid_broadcast: u64,
     pub restarts_with_uncommitted_log: u64,
+    pub epoch_rollovers: u64,
     pub committed: u64,
 }
 
@@ -57,6 +58,7 @@ impl Coverage {
         self.crashes += other.crashes;
         self.leader_crashes_mid_broadcast += other.leader_crashes_mid_broadcast;
         self.restarts_with_uncommitted_log += other.restarts_with_uncommitted_log;
+        self.epoch_rollovers += other.epoch_rollovers;
         self.committed += other.committed;
     }
 }
@@ -132,6 +134,8 @@ struct Sim {
     history: Vec<Entry>,
     leaders: BTreeMap<u32, ServerId>,
     next_write: u64,
+    /// Small in some seeds, so that epochs run out of zxids and roll over.
+    counter_limit: u32,
     coverage: Coverage,
     trace: Option<Vec<String>>,
 }
@@ -160,7 +164,8 @@ impl Sim {
         // The limits must exceed the slowest round trips this simulation makes (delays of up to five
         // ticks each way), as initLimit and syncLimit must exceed real ones.
         let incarnation = self.nodes.get(&id).map_or(0, |n| n.incarnation);
-        Config { id, voters: self.ids.clone(), init_limit: 40, sync_limit: 20, incarnation }
+        let counter_limit = self.counter_limit;
+        Config { id, voters: self.ids.clone(), init_limit: 40, sync_limit: 20, incarnation, counter_limit }
     }
 
     fn step(&mut self, id: ServerId, input: Input) -> Result<(), Failure> {
@@ -375,6 +380,9 @@ impl Sim {
                 self.next_write += 1;
                 let data = format!("w{}", self.next_write).into_bytes();
                 self.step(leader, Input::Propose { data })?;
+                if self.nodes[&leader].peer.as_ref().is_some_and(|p| p.state() == PeerState::Looking) {
+                    self.coverage.epoch_rollovers += 1;
+                }
             }
         }
         self.fsync()?;
@@ -432,6 +440,7 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
         partition: pick(30),
         slow_disk: pick(500),
     };
+    let counter_limit = if pick(4) == 0 { 5 + pick(20) as u32 } else { u32::MAX - 1 };
     let ids: Vec<ServerId> = (1..=size).map(ServerId).collect();
     let mut sim = Sim {
         seed,
@@ -446,6 +455,7 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
         history: Vec::new(),
         leaders: BTreeMap::new(),
         next_write: 0,
+        counter_limit,
         coverage: Coverage::default(),
         trace: options.trace.then(Vec::new),
     };

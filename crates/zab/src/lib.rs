@@ -12,8 +12,11 @@
 //! broadcast, where each proposal is logged by a quorum before it is committed, in zxid
 //! order. Transactions are opaque bytes here: `zab` knows nothing of the tree.
 //!
+//! A leader whose epoch runs out of zxids (`Config::counter_limit`) steps down so that the
+//! next election starts a new epoch.
+//!
 //! Not yet: synchronization by snapshot (SNAP) for a follower that is behind the leader's
-//! log, observers, and starting a new epoch when the counter runs out.
+//! log, and observers.
 
 mod message;
 mod peer;

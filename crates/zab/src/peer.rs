@@ -16,6 +16,10 @@ pub struct Config {
     /// Different each time the server starts (a start counter), so that peers tell its new
     /// message stream from the old one.
     pub incarnation: u64,
+    /// The last counter a leader hands out in an epoch (ZooKeeper rolls over at 2^32 - 1).
+    /// A leader that reaches it steps down, so that the next election starts a new epoch;
+    /// writes are refused only for the length of that election.
+    pub counter_limit: u32,
 }
 
 /// What must survive a crash: the epochs, and the log (only what was persisted).
@@ -540,8 +544,17 @@ impl Peer {
         let Role::Leading(leader) = &mut self.role else {
             return self.out.push(Output::Rejected { data });
         };
-        if leader.phase != Phase::Broadcast || leader.counter == u32::MAX {
+        if leader.phase != Phase::Broadcast {
             return self.out.push(Output::Rejected { data });
+        }
+        if leader.counter >= self.config.counter_limit {
+            tracing::info!(
+                leader = self.config.id.0,
+                epoch = leader.epoch,
+                "the epoch's zxids are used up; electing a new epoch"
+            );
+            self.out.push(Output::Rejected { data });
+            return self.look();
         }
         leader.counter += 1;
         let entry = Entry { zxid: zxid(leader.epoch, leader.counter), data };
