@@ -46,6 +46,8 @@ pub struct Coverage {
     pub leader_crashes_mid_broadcast: u64,
     pub restarts_with_uncommitted_log: u64,
     pub epoch_rollovers: u64,
+    /// Entries delivered by observers.
+    pub observer_deliveries: u64,
     pub committed: u64,
 }
 
@@ -59,6 +61,7 @@ impl Coverage {
         self.leader_crashes_mid_broadcast += other.leader_crashes_mid_broadcast;
         self.restarts_with_uncommitted_log += other.restarts_with_uncommitted_log;
         self.epoch_rollovers += other.epoch_rollovers;
+        self.observer_deliveries += other.observer_deliveries;
         self.committed += other.committed;
     }
 }
@@ -123,7 +126,9 @@ struct Sim {
     seed: u64,
     rng: ChaCha8Rng,
     tick: u64,
+    /// Every server, observers included.
     ids: Vec<ServerId>,
+    voters: Vec<ServerId>,
     nodes: BTreeMap<ServerId, Node>,
     network: Vec<InFlight>,
     /// Per link: the last delivery tick and sequence number handed out.
@@ -165,7 +170,7 @@ impl Sim {
         // ticks each way), as initLimit and syncLimit must exceed real ones.
         let incarnation = self.nodes.get(&id).map_or(0, |n| n.incarnation);
         let counter_limit = self.counter_limit;
-        Config { id, voters: self.ids.clone(), init_limit: 40, sync_limit: 20, incarnation, counter_limit }
+        Config { id, voters: self.voters.clone(), init_limit: 40, sync_limit: 20, incarnation, counter_limit }
     }
 
     fn step(&mut self, id: ServerId, input: Input) -> Result<(), Failure> {
@@ -273,6 +278,9 @@ impl Sim {
         }
         node.delivered.push(entry.zxid);
         let position = node.delivered.len() - 1;
+        if !self.voters.contains(&id) {
+            self.coverage.observer_deliveries += 1;
+        }
         match self.history.get(position) {
             Some(committed) if *committed != entry => {
                 let committed = committed.zxid;
@@ -441,12 +449,16 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
         slow_disk: pick(500),
     };
     let counter_limit = if pick(4) == 0 { 5 + pick(20) as u32 } else { u32::MAX - 1 };
-    let ids: Vec<ServerId> = (1..=size).map(ServerId).collect();
+    // Some seeds add observers, which follow and apply but never vote.
+    let observers = pick(3);
+    let voters: Vec<ServerId> = (1..=size).map(ServerId).collect();
+    let ids: Vec<ServerId> = (1..=size + observers).map(ServerId).collect();
     let mut sim = Sim {
         seed,
         rng,
         tick: 0,
         ids: ids.clone(),
+        voters,
         nodes: BTreeMap::new(),
         network: Vec::new(),
         links: BTreeMap::new(),

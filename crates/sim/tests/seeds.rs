@@ -19,6 +19,7 @@ fn five_hundred_seeds_keep_every_invariant() {
     assert!(total.leader_crashes_mid_broadcast > 0, "no leader crashed mid-broadcast: {total:?}");
     assert!(total.restarts_with_uncommitted_log > 0, "no server returned with a longer log: {total:?}");
     assert!(total.epoch_rollovers > 0, "no epoch ran out of zxids: {total:?}");
+    assert!(total.observer_deliveries > 0, "no observer applied a commit: {total:?}");
 }
 
 #[test]

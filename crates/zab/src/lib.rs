@@ -15,8 +15,11 @@
 //! A leader whose epoch runs out of zxids (`Config::counter_limit`) steps down so that the
 //! next election starts a new epoch.
 //!
+//! Observers (servers not among the voters) synchronize and apply commits like followers
+//! but never vote, acknowledge or count for a quorum.
+//!
 //! Not yet: synchronization by snapshot (SNAP) for a follower that is behind the leader's
-//! log, and observers.
+//! log.
 
 mod message;
 mod peer;

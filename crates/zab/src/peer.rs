@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Debug, Clone)]
 pub struct Config {
     pub id: ServerId,
-    /// Every voting member, this one included.
+    /// Every voting member (this one too, unless it is an observer: a server that is not
+    /// among the voters follows the leader and applies commits, but never votes or acks).
     pub voters: Vec<ServerId>,
     /// Ticks a new leader has to gather and synchronize a quorum (`initLimit`).
     pub init_limit: u64,
@@ -321,6 +322,7 @@ impl Peer {
         let me = self.config.id;
         let own = self.own_vote();
         let quorum = self.quorum();
+        let (from_voter, observer) = (self.config.voters.contains(&from), self.is_observer());
         let Role::Looking(election) = &mut self.role else {
             // Settled peers tell looking ones whom they follow.
             if state == PeerState::Looking {
@@ -331,6 +333,10 @@ impl Peer {
         };
         let mut rebroadcast = false;
         match state {
+            // Observers neither vote nor back a leader.
+            _ if !from_voter => return,
+            // An observer only looks for the leader the voters settled on.
+            PeerState::Looking if observer => {}
             PeerState::Looking => {
                 if round > election.round {
                     election.round = round;
@@ -366,7 +372,7 @@ impl Peer {
             let leads = leader == me || election.settled.get(&leader).is_some_and(|(_, s)| *s == PeerState::Leading);
             leads && backers + 1 >= quorum
         };
-        let decision = if agreeing >= quorum {
+        let decision = if agreeing >= quorum && !observer {
             Some(proposal)
         } else {
             election.settled.values().map(|(v, _)| *v).find(|v| v.leader != me && settled_on(v.leader))
@@ -383,6 +389,10 @@ impl Peer {
                 self.follow(vote.leader);
             }
         }
+    }
+
+    pub fn is_observer(&self) -> bool {
+        !self.config.voters.contains(&self.config.id)
     }
 
     // ----- leading -----
@@ -431,7 +441,8 @@ impl Peer {
             self.send(from, Message::LeaderInfo { epoch });
             return;
         }
-        if leader.infos.len() < quorum {
+        let voters = leader.infos.keys().filter(|id| self.config.voters.contains(id)).count();
+        if voters < quorum {
             return;
         }
         let epoch = leader.infos.values().copied().max().unwrap_or(0) + 1;
@@ -454,14 +465,16 @@ impl Peer {
             return;
         }
         leader.last_heard.insert(from, self.tick);
-        if !leader.epoch_quorum && (current_epoch, follower_zxid) > (my_epoch, my_last) {
+        let from_voter = self.config.voters.contains(&from);
+        if !leader.epoch_quorum && from_voter && (current_epoch, follower_zxid) > (my_epoch, my_last) {
             // A member of the establishing quorum knows more than the leader: elect again.
             tracing::warn!(follower = from.0, "a follower is ahead of the new leader; electing again");
             return self.look();
         }
         leader.epoch_acks.insert(from, follower_zxid);
         if !leader.epoch_quorum {
-            if leader.epoch_acks.len() + 1 < self.config.voters.len() / 2 + 1 {
+            let voters = leader.epoch_acks.keys().filter(|id| self.config.voters.contains(id)).count();
+            if voters + 1 < self.config.voters.len() / 2 + 1 {
                 return;
             }
             leader.epoch_quorum = true;
@@ -520,7 +533,10 @@ impl Peer {
         let Role::Leading(leader) = &mut self.role else { return };
         let epoch = leader.epoch;
         match leader.phase {
-            Phase::Sync if leader.synced.len() + 1 >= quorum && durable_history => {
+            Phase::Sync
+                if leader.synced.iter().filter(|id| self.config.voters.contains(id)).count() + 1 >= quorum
+                    && durable_history =>
+            {
                 leader.phase = Phase::Broadcast;
                 leader.start_zxid = last_zxid(&self.durable.log);
                 let synced: Vec<ServerId> = leader.synced.iter().copied().collect();
@@ -577,7 +593,7 @@ impl Peer {
         let mut logged: Vec<Zxid> = leader
             .acks
             .iter()
-            .filter(|(id, _)| **id == self.config.id || leader.synced.contains(id))
+            .filter(|(id, _)| **id == self.config.id || (leader.synced.contains(id) && self.config.voters.contains(id)))
             .map(|(_, z)| *z)
             .collect();
         if logged.len() < quorum {
@@ -735,6 +751,7 @@ impl Peer {
     fn on_persisted(&mut self, zxid: Zxid) {
         self.persisted_zxid = self.persisted_zxid.max(zxid).min(self.last_zxid());
         let persisted = self.persisted_zxid;
+        let observer = self.is_observer();
         match &mut self.role {
             Role::Leading(leader) => {
                 leader.acks.insert(self.config.id, persisted);
@@ -753,7 +770,10 @@ impl Peer {
                         self.send(leader, Message::Ack { epoch, zxid: persisted });
                     }
                     Some(_) => {}
-                    None if f.phase == Phase::Broadcast => self.send(leader, Message::Ack { epoch, zxid: persisted }),
+                    // Observers do not acknowledge: their log counts for no quorum.
+                    None if f.phase == Phase::Broadcast && !observer => {
+                        self.send(leader, Message::Ack { epoch, zxid: persisted })
+                    }
                     None => {}
                 }
             }
@@ -788,10 +808,11 @@ impl Peer {
                 }
             }
             Role::Leading(leader) => {
+                let voters = &self.config.voters;
                 let alive = 1 + leader
                     .last_heard
                     .iter()
-                    .filter(|(id, t)| leader.synced.contains(id) && tick - **t <= sync)
+                    .filter(|(id, t)| leader.synced.contains(id) && voters.contains(id) && tick - **t <= sync)
                     .count();
                 let gave_up = match leader.phase {
                     Phase::Broadcast => alive < quorum,
