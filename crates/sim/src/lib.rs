@@ -42,6 +42,7 @@ pub struct Coverage {
     pub leaders_established: u64,
     pub diffs: u64,
     pub truncs: u64,
+    pub snaps: u64,
     pub crashes: u64,
     pub leader_crashes_mid_broadcast: u64,
     pub restarts_with_uncommitted_log: u64,
@@ -57,6 +58,7 @@ impl Coverage {
         self.leaders_established += other.leaders_established;
         self.diffs += other.diffs;
         self.truncs += other.truncs;
+        self.snaps += other.snaps;
         self.crashes += other.crashes;
         self.leader_crashes_mid_broadcast += other.leader_crashes_mid_broadcast;
         self.restarts_with_uncommitted_log += other.restarts_with_uncommitted_log;
@@ -217,6 +219,7 @@ impl Sim {
                 match &msg {
                     Message::Diff { entries, .. } if !entries.is_empty() => self.coverage.diffs += 1,
                     Message::Trunc { .. } => self.coverage.truncs += 1,
+                    Message::Snap { .. } => self.coverage.snaps += 1,
                     _ => {}
                 }
                 if !matches!(msg, Message::Ping { .. } | Message::Notification { .. } | Message::Ack { .. }) {
@@ -266,6 +269,30 @@ impl Sim {
                 self.log(|| format!("s{} is {state:?} (epoch {epoch})", id.0));
             }
             Output::Rejected { .. } => {}
+            Output::CompactLog { upto } => {
+                if let Some(node) = self.nodes.get_mut(&id) {
+                    node.disk.log.retain(|e| e.zxid > upto);
+                }
+            }
+            Output::InstallSnapshot { zxid, snapshot } => {
+                let delivered = decode_state(&snapshot);
+                // A snapshot is committed history, all of it.
+                let matches = delivered.len() <= self.history.len()
+                    && delivered.iter().zip(&self.history).all(|(z, e)| *z == e.zxid)
+                    && delivered.last().copied().unwrap_or(0) == zxid;
+                if !matches {
+                    return Err(
+                        self.fail(format!("s{} was sent a snapshot at {zxid:#x} that is not committed history", id.0))
+                    );
+                }
+                if let Some(node) = self.nodes.get_mut(&id) {
+                    node.disk.snapshot = Some((zxid, snapshot));
+                    node.disk.log.clear();
+                    node.unsynced.clear();
+                    node.delivered = delivered;
+                }
+                self.log(|| format!("s{} installed a snapshot at {zxid:#x}", id.0));
+            }
         }
         Ok(())
     }
@@ -314,17 +341,21 @@ impl Sim {
 
     fn restart(&mut self, id: ServerId) {
         let config = self.config(id);
-        let committed = self.history.len();
+        let committed = self.history.last().map_or(0, |e| e.zxid);
         let Some(node) = self.nodes.get_mut(&id) else { return };
         if node.peer.is_some() {
             return;
         }
-        if node.disk.log.len() > committed {
+        let last = node.disk.log.last().map(|e| e.zxid).or(node.disk.snapshot.as_ref().map(|(z, _)| *z)).unwrap_or(0);
+        if last > committed {
             self.coverage.restarts_with_uncommitted_log += 1;
         }
         node.incarnation += 1;
         let config = Config { incarnation: node.incarnation, ..config };
-        node.peer = Some(Peer::new(config, node.disk.clone(), 0));
+        // The application comes back with its snapshot's state.
+        let applied = node.disk.snapshot.as_ref().map_or(0, |(z, _)| *z);
+        node.delivered = node.disk.snapshot.as_ref().map(|(_, s)| decode_state(s)).unwrap_or_default();
+        node.peer = Some(Peer::new(config, node.disk.clone(), applied));
         self.log(|| format!("s{} restarted", id.0));
     }
 
@@ -375,6 +406,20 @@ impl Sim {
             if !self.cut.is_empty() && self.chance(30) {
                 self.cut.clear();
                 self.log(|| "partitions healed".into());
+            }
+        }
+        // Applications snapshot their state now and then, so logs get compacted and SNAP is needed.
+        for id in self.ids.clone() {
+            let state = self.nodes.get(&id).filter(|n| n.peer.is_some()).map(|n| n.delivered.clone());
+            if let Some(delivered) = state.filter(|d| !d.is_empty()) {
+                if self.chance(20) {
+                    let zxid = *delivered.last().unwrap_or(&0);
+                    let snapshot = encode_state(&delivered);
+                    if let Some(node) = self.nodes.get_mut(&id) {
+                        node.disk.snapshot = Some((zxid, snapshot.clone()));
+                    }
+                    self.step(id, Input::Compact { zxid, snapshot })?;
+                }
             }
         }
         // Clients write to whoever leads.
@@ -523,4 +568,13 @@ fn brief(msg: &Message) -> String {
         Message::Proposal { epoch, entry } => format!("Proposal e{epoch} {:#x}", entry.zxid),
         other => format!("{other:?}"),
     }
+}
+
+/// The simulated application's state: the zxids it applied, in order.
+fn encode_state(delivered: &[Zxid]) -> Vec<u8> {
+    delivered.iter().flat_map(|z| z.to_be_bytes()).collect()
+}
+
+fn decode_state(bytes: &[u8]) -> Vec<Zxid> {
+    bytes.chunks_exact(8).map(|c| i64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect()
 }

@@ -16,6 +16,7 @@ fn five_hundred_seeds_keep_every_invariant() {
     println!("recovery paths reached over 500 seeds: {total:?}");
     assert!(total.truncs > 0, "TRUNC was never reached: {total:?}");
     assert!(total.diffs > 0, "DIFF was never reached: {total:?}");
+    assert!(total.snaps > 0, "SNAP was never reached: {total:?}");
     assert!(total.leader_crashes_mid_broadcast > 0, "no leader crashed mid-broadcast: {total:?}");
     assert!(total.restarts_with_uncommitted_log > 0, "no server returned with a longer log: {total:?}");
     assert!(total.epoch_rollovers > 0, "no epoch ran out of zxids: {total:?}");

@@ -8,7 +8,8 @@
 //! Phases, as in the ZAB paper and ZooKeeper: fast leader election over (epoch, zxid, id)
 //! votes; discovery, where the new leader gathers a quorum's accepted epochs and proposes a
 //! new one; synchronization, where each follower is brought to the leader's history (TRUNC
-//! what it has that the leader does not, DIFF what it lacks) and acknowledges NEWLEADER;
+//! what it has that the leader does not, DIFF what it lacks, or SNAP when it is behind the
+//! leader's compacted log) and acknowledges NEWLEADER;
 //! broadcast, where each proposal is logged by a quorum before it is committed, in zxid
 //! order. Transactions are opaque bytes here: `zab` knows nothing of the tree.
 //!
@@ -17,9 +18,9 @@
 //!
 //! Observers (servers not among the voters) synchronize and apply commits like followers
 //! but never vote, acknowledge or count for a quorum.
-//!
-//! Not yet: synchronization by snapshot (SNAP) for a follower that is behind the leader's
-//! log.
+//! The application compacts the log with [`Input::Compact`] once it has saved its state;
+//! a follower behind the start of the leader's log then gets that state (SNAP) and the log
+//! after it.
 
 mod message;
 mod peer;

@@ -78,6 +78,12 @@ pub enum Message {
         epoch: u32,
         zxid: Zxid,
     },
+    /// Leader to follower: replace your state with this (you are behind my log's start).
+    Snap {
+        epoch: u32,
+        zxid: Zxid,
+        snapshot: Vec<u8>,
+    },
     /// Leader to follower: append these.
     Diff {
         epoch: u32,

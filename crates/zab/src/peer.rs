@@ -28,6 +28,9 @@ pub struct Config {
 pub struct Durable {
     pub accepted_epoch: u32,
     pub current_epoch: u32,
+    /// The application's state up to a zxid, which replaces the log up to there.
+    pub snapshot: Option<(Zxid, Vec<u8>)>,
+    /// Entries after the snapshot.
     pub log: Vec<Entry>,
 }
 
@@ -47,6 +50,12 @@ pub enum Input {
     /// A new transaction to replicate (only an established leader takes it).
     Propose {
         data: Vec<u8>,
+    },
+    /// The application saved its state up to `zxid` (delivered already): the log up to there
+    /// can go, and followers too far behind get this state (SNAP) instead.
+    Compact {
+        zxid: Zxid,
+        snapshot: Vec<u8>,
     },
 }
 
@@ -75,6 +84,15 @@ pub enum Output {
     /// Committed, in zxid order, each exactly once per run of this peer.
     Deliver {
         entry: Entry,
+    },
+    /// Replace the application's state with this snapshot (from the leader), durably.
+    InstallSnapshot {
+        zxid: Zxid,
+        snapshot: Vec<u8>,
+    },
+    /// Drop the log up to `zxid` (the application's snapshot holds it), durably.
+    CompactLog {
+        upto: Zxid,
     },
     /// The proposal was not taken: this peer is not an established leader.
     Rejected {
@@ -164,15 +182,15 @@ pub struct Peer {
     received: BTreeMap<ServerId, (u64, u64)>,
 }
 
-fn last_zxid(log: &[Entry]) -> Zxid {
-    log.last().map_or(0, |e| e.zxid)
+fn last_zxid(durable: &Durable) -> Zxid {
+    durable.log.last().map(|e| e.zxid).or(durable.snapshot.as_ref().map(|(z, _)| *z)).unwrap_or(0)
 }
 
 impl Peer {
     /// A peer starting from its durable state; `applied_zxid` is how far the application
     /// state already is (from its snapshot), so delivery resumes after it.
     pub fn new(config: Config, durable: Durable, applied_zxid: Zxid) -> Peer {
-        let persisted_zxid = last_zxid(&durable.log);
+        let persisted_zxid = last_zxid(&durable);
         let me = Vote { leader: config.id, zxid: persisted_zxid, epoch: durable.current_epoch };
         let mut peer = Peer {
             config,
@@ -222,7 +240,7 @@ impl Peer {
     }
 
     pub fn last_zxid(&self) -> Zxid {
-        last_zxid(&self.durable.log)
+        last_zxid(&self.durable)
     }
 
     /// The leader this peer follows (or itself when leading).
@@ -263,6 +281,7 @@ impl Peer {
             }
             Input::Persisted { zxid } => self.on_persisted(zxid),
             Input::Propose { data } => self.propose(data),
+            Input::Compact { zxid, snapshot } => self.compact(zxid, snapshot),
         }
         std::mem::take(&mut self.out)
     }
@@ -490,21 +509,48 @@ impl Peer {
     fn synchronize(&mut self, from: ServerId, follower_zxid: Zxid) {
         let my_last = self.last_zxid();
         let Role::Leading(leader) = &mut self.role else { return };
-        let log = &self.durable.log;
-        let common = if follower_zxid > my_last || !log.iter().any(|e| e.zxid == follower_zxid) && follower_zxid != 0 {
-            log.iter().rev().map(|e| e.zxid).find(|z| *z < follower_zxid).unwrap_or(0)
+        let (log, snapshot) = (&self.durable.log, &self.durable.snapshot);
+        let start = snapshot.as_ref().map_or(0, |(z, _)| *z);
+        let in_history = follower_zxid == start || log.iter().any(|e| e.zxid == follower_zxid);
+        // The last point of the leader's history at or before the follower's.
+        let common = if follower_zxid <= my_last && in_history {
+            Some(follower_zxid)
         } else {
-            follower_zxid
+            log.iter().rev().map(|e| e.zxid).find(|z| *z < follower_zxid).or((start < follower_zxid).then_some(start))
         };
-        let entries: Vec<Entry> = log.iter().filter(|e| e.zxid > common).cloned().collect();
         let epoch = leader.epoch;
         leader.forwarding.insert(from);
-        leader.acks.insert(from, common);
-        if common != follower_zxid {
-            self.send(from, Message::Trunc { epoch, zxid: common });
+        let base = match (common, snapshot) {
+            (Some(common), _) if common >= start => {
+                if common != follower_zxid {
+                    self.send(from, Message::Trunc { epoch, zxid: common });
+                }
+                common
+            }
+            // Behind the start of the leader's log: its snapshot, then the log.
+            (_, Some((zxid, data))) => {
+                let msg = Message::Snap { epoch, zxid: *zxid, snapshot: data.clone() };
+                self.send(from, msg);
+                start
+            }
+            (_, None) => unreachable!("without a snapshot the log starts at zxid 0, a common point"),
+        };
+        let entries: Vec<Entry> = self.durable.log.iter().filter(|e| e.zxid > base).cloned().collect();
+        if let Role::Leading(leader) = &mut self.role {
+            leader.acks.insert(from, base);
         }
         self.send(from, Message::Diff { epoch, entries });
         self.send(from, Message::NewLeader { epoch, zxid: my_last });
+    }
+
+    fn compact(&mut self, zxid: Zxid, snapshot: Vec<u8>) {
+        let start = self.durable.snapshot.as_ref().map_or(0, |(z, _)| *z);
+        if zxid > self.delivered_zxid || zxid <= start {
+            return;
+        }
+        self.durable.log.retain(|e| e.zxid > zxid);
+        self.durable.snapshot = Some((zxid, snapshot));
+        self.out.push(Output::CompactLog { upto: zxid });
     }
 
     fn on_ack_new_leader(&mut self, from: ServerId, epoch: u32) {
@@ -538,7 +584,7 @@ impl Peer {
                     && durable_history =>
             {
                 leader.phase = Phase::Broadcast;
-                leader.start_zxid = last_zxid(&self.durable.log);
+                leader.start_zxid = last_zxid(&self.durable);
                 let synced: Vec<ServerId> = leader.synced.iter().copied().collect();
                 self.durable.current_epoch = epoch;
                 self.out.push(Output::SaveEpochs { accepted: epoch, current: epoch });
@@ -660,6 +706,18 @@ impl Peer {
                 self.durable.log.retain(|e| e.zxid <= zxid);
                 self.persisted_zxid = self.persisted_zxid.min(zxid);
                 self.out.push(Output::Truncate { after: zxid });
+            }
+            Message::Snap { epoch, zxid, snapshot } if epoch == f.epoch && f.phase == Phase::Sync => {
+                assert!(
+                    zxid >= self.delivered_zxid,
+                    "a snapshot behind what was delivered: {zxid:#x} < {:#x}",
+                    self.delivered_zxid
+                );
+                self.durable.log.clear();
+                self.durable.snapshot = Some((zxid, snapshot.clone()));
+                self.persisted_zxid = zxid;
+                self.delivered_zxid = zxid;
+                self.out.push(Output::InstallSnapshot { zxid, snapshot });
             }
             Message::Diff { epoch, entries } if epoch == f.epoch && f.phase == Phase::Sync => self.append(entries),
             Message::Proposal { epoch, entry } if epoch == f.epoch => {
@@ -835,7 +893,7 @@ impl Peer {
                 }
                 if f.phase == Phase::Discovery && tick % 2 == 0 {
                     let leader = f.leader;
-                    let last_zxid = last_zxid(&self.durable.log);
+                    let last_zxid = last_zxid(&self.durable);
                     let msg = Message::FollowerInfo {
                         session: self.round,
                         accepted_epoch: self.durable.accepted_epoch,
