@@ -57,7 +57,7 @@ async fn a_damaged_snapshot_is_set_aside_and_the_previous_one_used() {
     let mut server = Server::start("snapCount=200");
     fill(&server, 600).await;
     server.kill();
-    let newest = snapshots(&server).into_iter().filter(|n| !n.ends_with(".broken")).next_back().unwrap();
+    let newest = snapshots(&server).into_iter().rfind(|n| !n.ends_with(".broken")).unwrap();
     let path = server.dir.path().join("data/warren/snapshot").join(&newest);
     let mut bytes = std::fs::read(&path).unwrap();
     let middle = bytes.len() / 2;
