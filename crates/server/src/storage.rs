@@ -33,6 +33,9 @@ pub enum RecoverError {
     Panicked,
 }
 
+/// What a failed log must be able to write again before it takes writes.
+const PROBE_BYTES: usize = 256 << 10;
+
 /// Transactions for the disk thread, all prepared under one log generation.
 pub(crate) struct LogJob {
     pub generation: u64,
@@ -162,6 +165,15 @@ pub(crate) fn spawn_disk_thread(
                     }
                     while let Err(e) = wal.repair() {
                         tracing::error!(error = %e, "repairing the transaction log failed; retrying");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                    // Healthy only once a write of a batch's size goes through again.
+                    let mut reported = false;
+                    while let Err(e) = wal.probe(PROBE_BYTES) {
+                        if !reported {
+                            tracing::error!(error = %e, "the transaction log cannot write yet; writes are refused until it can");
+                            reported = true;
+                        }
                         std::thread::sleep(Duration::from_secs(1));
                     }
                     tracing::info!("the transaction log is healthy again");

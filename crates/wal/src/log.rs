@@ -307,6 +307,16 @@ impl<D: Disk> Wal<D> {
         Ok(())
     }
 
+    /// Checks that `bytes` can be written and made durable in the log's directory (a file
+    /// written, fsynced and removed), so that a log that failed is not called healthy again
+    /// while its disk is still full or failing.
+    pub fn probe(&self, bytes: usize) -> Result<(), WalError> {
+        let path = self.dir.join("probe");
+        let written = self.disk.write_atomic(&path, &vec![0; bytes]).map_err(io("probing", &path));
+        let _ = self.disk.remove(&path);
+        written
+    }
+
     /// After a failed append: removes whatever part of the failed batch reached the file
     /// and closes the segment, so that the failed entries can never reappear and the next
     /// append starts a fresh segment.
