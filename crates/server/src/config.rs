@@ -170,7 +170,6 @@ pub fn parse_entries(path: &Path, text: &str) -> Result<Vec<Entry>, ConfigError>
 const ACCEPTED_UNUSED: &[&str] = &[
     "initLimit",
     "syncLimit",
-    "electionAlg",
     "secureClientPort",
     "metricsProvider.exportJvmInfo",
     "standaloneEnabled",
@@ -181,6 +180,36 @@ const ACCEPTED_UNUSED: &[&str] = &[
     "audit.enable",
     "syncEnabled",
 ];
+
+/// Checks a `server.N` value, `host:quorumPort:electionPort[:participant|:observer][;client]`,
+/// and says whether it is an observer.
+fn parse_member(value: &str) -> Option<bool> {
+    let (server, client) = match value.split_once(';') {
+        Some((server, client)) => (server, Some(client)),
+        None => (value, None),
+    };
+    // An IPv6 host is bracketed: [::1]:2888:3888.
+    let rest = match server.strip_prefix('[') {
+        Some(v6) => v6.split_once("]:").map(|(_, rest)| rest)?,
+        None => server.split_once(':').filter(|(host, _)| !host.is_empty()).map(|(_, rest)| rest)?,
+    };
+    let mut parts = rest.split(':');
+    for _ in 0..2 {
+        parts.next()?.parse::<u16>().ok()?;
+    }
+    let observer = match parts.next() {
+        None | Some("participant") => false,
+        Some("observer") => true,
+        Some(_) => return None,
+    };
+    if parts.next().is_some() {
+        return None;
+    }
+    if let Some(client) = client {
+        client.rsplit(':').next()?.parse::<u16>().ok()?;
+    }
+    Some(observer)
+}
 
 impl Config {
     /// Reads a `zoo.cfg` and the `myid` file of its data directory.
@@ -201,6 +230,7 @@ impl Config {
     pub fn from_entries(path: &Path, entries: &[Entry]) -> Result<Config, ConfigError> {
         let mut c = Config { client_port_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED), ..Config::default() };
         let (mut data_log_dir, mut min_timeout, mut max_timeout) = (None, None, None);
+        let mut members: Vec<(u64, bool, usize)> = Vec::new();
         let mut client_port = None;
         let (mut admin_enabled, mut admin_address, mut admin_port) = (true, IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080);
         let mut command_url = "/commands".to_owned();
@@ -294,10 +324,36 @@ impl Config {
                 "metricsProvider.httpPort" => {
                     metrics_port = e.value.parse().map_err(|_| bad("expected a port number"))?
                 }
-                k if ACCEPTED_UNUSED.contains(&k) || k.starts_with("server.") => {
+                "electionAlg" if e.value != "3" => {
+                    return Err(bad("only 3, fast leader election, is supported (ZooKeeper dropped the others)"))
+                }
+                "electionAlg" => {}
+                k if k.starts_with("server.") => {
+                    let id = k["server.".len()..].parse::<u64>().map_err(|_| bad("expected server.<id>"))?;
+                    let observer = parse_member(&e.value).ok_or_else(|| {
+                        bad("expected host:quorumPort:electionPort[:participant|:observer][;[clientAddress:]clientPort]")
+                    })?;
+                    members.push((id, observer, e.line));
+                }
+                k if ACCEPTED_UNUSED.contains(&k) => {
                     tracing::info!(key = %e.key, line = e.line, "setting accepted; standalone Warren does not use it yet")
                 }
                 _ => tracing::warn!(key = %e.key, line = e.line, "unknown setting ignored"),
+            }
+        }
+        // An ensemble cannot be served yet; running one of its servers standalone would let
+        // each server take writes on its own and split the data, so refuse instead.
+        if let [.., (_, _, line)] = members[..] {
+            let voters = members.iter().filter(|(_, observer, _)| !observer).count();
+            if members.len() > 1 || voters == 0 {
+                return Err(ConfigError::Line {
+                    path: path.into(),
+                    line,
+                    message: format!(
+                        "these server.N lines describe an ensemble of {} servers; this version of Warren serves standalone only, and running one member alone would split the data",
+                        members.len()
+                    ),
+                });
             }
         }
         c.client_port =
@@ -382,6 +438,25 @@ mod tests {
         assert!(e.starts_with("zoo.cfg:2: admin.serverPort"), "{e}");
         let e = load("clientPort=2181\nadmin.commandURL=commands\n").unwrap_err().to_string();
         assert!(e.starts_with("zoo.cfg:2: admin.commandURL"), "{e}");
+    }
+
+    #[test]
+    fn ensembles_and_other_election_algorithms_are_refused() {
+        let one = load("clientPort=2181\nserver.1=localhost:2888:3888\n").unwrap();
+        assert_eq!(one.client_port, 2181, "a single member runs standalone, as in ZooKeeper");
+        let e = load(
+            "clientPort=2181\nserver.1=a:2888:3888\nserver.2=b:2888:3888;2181\nserver.3=[::1]:2888:3888:observer\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("zoo.cfg:4:") && e.contains("ensemble of 3 servers"), "{e}");
+        let e = load("clientPort=2181\nserver.1=a:2888\n").unwrap_err().to_string();
+        assert!(e.starts_with("zoo.cfg:2: server.1"), "{e}");
+        let e = load("clientPort=2181\nserver.x=a:2888:3888\n").unwrap_err().to_string();
+        assert!(e.contains("server.<id>"), "{e}");
+        let e = load("clientPort=2181\nelectionAlg=0\n").unwrap_err().to_string();
+        assert!(e.starts_with("zoo.cfg:2: electionAlg"), "{e}");
+        assert!(load("clientPort=2181\nelectionAlg=3\n").is_ok());
     }
 
     #[test]
