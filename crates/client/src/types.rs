@@ -27,17 +27,22 @@ pub enum CreateMode {
 }
 
 impl CreateMode {
+    /// The wire mode, whose flags and rules `proto` owns; the client's mode adds only the TTL.
+    pub fn wire(self) -> proto::CreateMode {
+        match self {
+            CreateMode::Persistent => proto::CreateMode::Persistent,
+            CreateMode::Ephemeral => proto::CreateMode::Ephemeral,
+            CreateMode::PersistentSequential => proto::CreateMode::PersistentSequential,
+            CreateMode::EphemeralSequential => proto::CreateMode::EphemeralSequential,
+            CreateMode::Container => proto::CreateMode::Container,
+            CreateMode::PersistentWithTtl { .. } => proto::CreateMode::PersistentWithTtl,
+            CreateMode::PersistentSequentialWithTtl { .. } => proto::CreateMode::PersistentSequentialWithTtl,
+        }
+    }
+
     /// The `flags` field of the create request.
     pub fn flags(self) -> i32 {
-        match self {
-            CreateMode::Persistent => 0,
-            CreateMode::Ephemeral => 1,
-            CreateMode::PersistentSequential => 2,
-            CreateMode::EphemeralSequential => 3,
-            CreateMode::Container => 4,
-            CreateMode::PersistentWithTtl { .. } => 5,
-            CreateMode::PersistentSequentialWithTtl { .. } => 6,
-        }
+        self.wire().flags()
     }
 
     /// The time to live of the TTL modes.
@@ -52,12 +57,7 @@ impl CreateMode {
 
     /// Whether the server appends a sequence number to the name.
     pub fn is_sequential(self) -> bool {
-        matches!(
-            self,
-            CreateMode::PersistentSequential
-                | CreateMode::EphemeralSequential
-                | CreateMode::PersistentSequentialWithTtl { .. }
-        )
+        self.wire().is_sequential()
     }
 }
 
