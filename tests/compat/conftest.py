@@ -17,7 +17,7 @@ if HERE not in sys.path:
 from kazoo.client import KazooClient  # noqa: E402
 
 from clients import JavaClient, TcpProxy, compile_java_driver, run_zkcli  # noqa: E402
-from servers import Server, ServerStartError, target_unavailable_reason, zkcli_path  # noqa: E402
+from servers import Server, start_or_fail, target_unavailable_reason, zkcli_path  # noqa: E402
 
 
 def _targets():
@@ -70,32 +70,25 @@ def target(request):
     return request.param
 
 
-def _start(target, overrides=None):
-    s = Server(target, overrides)
-    try:
-        s.start()
-    except ServerStartError as e:
-        s.cleanup()
-        pytest.fail(str(e), pytrace=False)
-    return s
-
-
 @pytest.fixture(scope="session")
 def server(target):
     """The shared server of this target (fresh data dir, started once per session)."""
-    s = _start(target)
-    yield s
-    s.cleanup()
+    s = Server(target)
+    try:
+        yield start_or_fail(s)
+    finally:
+        s.cleanup()
 
 
 @pytest.fixture
-def server_factory(target, request):
-    """Start a private server of the current target: server_factory({"key": "value"})
-    overrides zoo.cfg lines (value None removes a line)."""
+def new_server(request):
+    """Make servers, not yet started: new_server(target, {"key": "value"}) overrides zoo.cfg
+    lines (value None removes a line). They are cleaned up after the test, and a failing
+    test reports their logs."""
     made = []
 
-    def make(overrides=None):
-        s = _start(target, overrides)
+    def make(target, overrides=None):
+        s = Server(target, overrides)
         made.append(s)
         request.node._compat_servers = made
         return s
@@ -103,6 +96,12 @@ def server_factory(target, request):
     yield make
     for s in made:
         s.cleanup()
+
+
+@pytest.fixture
+def server_factory(target, new_server):
+    """Start a private server of the current target: server_factory({"key": "value"})."""
+    return lambda overrides=None: start_or_fail(new_server(target, overrides))
 
 
 # ------------------------------------------------------------------ kazoo

@@ -221,6 +221,17 @@ class Server:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def start_or_fail(server):
+    """Start a server or fail the test with its log; a test's fixture cleans it up either way."""
+    import pytest
+
+    try:
+        server.start()
+    except ServerStartError as e:
+        pytest.fail(str(e), pytrace=False)
+    return server
+
+
 def target_unavailable_reason(target):
     """None if the target can be started, else a human-readable reason to skip."""
     if target == "warren":

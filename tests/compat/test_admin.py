@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 from kazoo.client import KazooClient
 
-from servers import Server, ServerStartError, free_port, target_unavailable_reason
+from servers import free_port, start_or_fail, target_unavailable_reason
 
 # Commands and aliases both servers answer, with ZooKeeper 3.8's name for each.
 ALIASES = {
@@ -173,17 +173,14 @@ def _both():
             pytest.skip("needs both targets: %s" % reason)
 
 
-def test_warren_answers_with_zookeepers_keys():
+def test_warren_answers_with_zookeepers_keys(new_server):
     """Both servers side by side, the same operations, every command's keys compared."""
     _both()
-    servers, clients = [], []
+    clients = []
     try:
-        for t in ("zookeeper", "warren"):
-            s = Server(t, admin_overrides())
-            servers.append(s)
-            s.start()
+        zk_server, warren = (start_or_fail(new_server(t, admin_overrides())) for t in ("zookeeper", "warren"))
+        for s in (zk_server, warren):
             clients.append(prepare(s))
-        zk_server, warren = servers
         zk_list, warren_list = get(zk_server, "/commands")[2], get(warren, "/commands")[2]
         assert set(warren_list.split()) <= set(zk_list.split())
         for name in sorted(set(ALIASES.values())):
@@ -202,11 +199,7 @@ def test_warren_answers_with_zookeepers_keys():
                 # from reflection and which changes between ZooKeeper runs.
                 assert list(ours) == list(theirs), (name, ours, theirs)
                 assert sorted(shape(ours)) == sorted(shape(theirs)), (name, ours, theirs)
-    except ServerStartError as e:
-        pytest.fail(str(e), pytrace=False)
     finally:
         for c in clients:
             c.stop()
             c.close()
-        for s in servers:
-            s.cleanup()

@@ -15,7 +15,7 @@ import pytest
 
 import rawzk
 from rawzk import Mode, Op, Perm, RawClient, check_req, create_req, digest_id, set_data_req
-from servers import SUPER_PASSWORD, SUPER_USER, Server, ServerStartError, target_unavailable_reason, warren_bin
+from servers import SUPER_PASSWORD, SUPER_USER, start_or_fail, target_unavailable_reason, warren_bin
 
 SNAP_COUNT = 20
 SESSION_MS = 30000
@@ -35,28 +35,6 @@ def _skip_reason():
 
 
 pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
-
-
-@pytest.fixture
-def servers(request):
-    made = []
-
-    def make(target, overrides=None):
-        s = Server(target, overrides)
-        made.append(s)
-        request.node._compat_servers = made
-        return s
-
-    yield make
-    for s in made:
-        s.cleanup()
-
-
-def start(server):
-    try:
-        server.start()
-    except ServerStartError as e:
-        pytest.fail(str(e), pytrace=False)
 
 
 def ok(rep):
@@ -164,15 +142,14 @@ def fill(zk):
 
 @pytest.mark.parametrize("separate_log_dir,gzip", [(False, False), (True, False), (False, True)],
                          ids=["logs-beside", "dataLogDir", "gzip-snapshots"])
-def test_import_serves_the_same_tree_stats_acls_and_sessions(servers, tmp_path, separate_log_dir, gzip):
+def test_import_serves_the_same_tree_stats_acls_and_sessions(new_server, tmp_path, separate_log_dir, gzip):
     overrides = {"snapCount": SNAP_COUNT}
     if separate_log_dir:
         overrides["dataLogDir"] = str(tmp_path / "zk-log")
     if gzip:
         # Becomes the system property zookeeper.snapshot.compression.method.
         overrides["snapshot.compression.method"] = "gz"
-    zk = servers("zookeeper", overrides)
-    start(zk)
+    zk = start_or_fail(new_server("zookeeper", overrides))
     live, owned = fill(zk)
     sid, passwd = live.session_id, live.passwd
     before = snapshot(zk)
@@ -187,7 +164,7 @@ def test_import_serves_the_same_tree_stats_acls_and_sessions(servers, tmp_path, 
     assert len(snaps) >= 3 and len(logs) >= 3, (snaps, logs)
     assert 0 < max(snaps) < last_zxid, "the import must replay a log tail after the snapshot"
 
-    warren = servers("warren")
+    warren = new_server("warren")
     command = [warren_bin(), "import-zookeeper", zk.data_dir, "--config", warren.cfg_path]
     if separate_log_dir:
         # Without the log directory the import refuses rather than lose the log tail.
@@ -202,7 +179,7 @@ def test_import_serves_the_same_tree_stats_acls_and_sessions(servers, tmp_path, 
                            capture_output=True, text=True, timeout=120)
     assert again.returncode != 0 and "refusing to overwrite" in again.stderr, again.stderr
 
-    start(warren)
+    start_or_fail(warren)
     assert zxid_of(warren) == last_zxid
     after = snapshot(warren)
     assert sorted(after) == sorted(before)

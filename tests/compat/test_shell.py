@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 
-from servers import Server, ServerStartError, target_unavailable_reason, warren_bin, zkcli_path
+from servers import Server, start_or_fail, target_unavailable_reason, warren_bin, zkcli_path
 
 _seq = itertools.count()
 
@@ -30,12 +30,9 @@ def reference():
         pytest.skip("no reference ZooKeeper for zkCli.sh: %s" % reason)
     s = Server("zookeeper")
     try:
-        s.start()
-    except ServerStartError as e:
+        yield start_or_fail(s)
+    finally:
         s.cleanup()
-        pytest.fail(str(e), pytrace=False)
-    yield s
-    s.cleanup()
 
 
 @pytest.fixture
