@@ -310,55 +310,38 @@ class Reply:
     def reader(self):
         return Reader(self.body)
 
+    def decode(self, read):
+        """read(reader) over the whole body; trailing bytes are an error."""
+        r = self.reader()
+        value = read(r)
+        r.done()
+        return value
+
     def event(self):
         """(type, state, path) of a notification."""
-        r = self.reader()
-        ev = (r.int(), r.int(), r.ustring())
-        r.done()
-        return ev
+        return self.decode(lambda r: (r.int(), r.int(), r.ustring()))
 
     # typed body decoders (only meaningful when err == 0)
     def path(self):
-        r = self.reader()
-        p = r.ustring()
-        r.done()
-        return p
+        return self.decode(Reader.ustring)
 
     def path_stat(self):
-        r = self.reader()
-        p, st = r.ustring(), r.stat()
-        r.done()
-        return p, st
+        return self.decode(lambda r: (r.ustring(), r.stat()))
 
     def stat(self):
-        r = self.reader()
-        st = r.stat()
-        r.done()
-        return st
+        return self.decode(Reader.stat)
 
     def data_stat(self):
-        r = self.reader()
-        d, st = r.buffer(), r.stat()
-        r.done()
-        return d, st
+        return self.decode(lambda r: (r.buffer(), r.stat()))
 
     def children(self):
-        r = self.reader()
-        c = r.vector(r.ustring)
-        r.done()
-        return c
+        return self.decode(lambda r: r.vector(r.ustring))
 
     def children_stat(self):
-        r = self.reader()
-        c, st = r.vector(r.ustring), r.stat()
-        r.done()
-        return c, st
+        return self.decode(lambda r: (r.vector(r.ustring), r.stat()))
 
     def acl_stat(self):
-        r = self.reader()
-        a, st = r.vector(r.acl), r.stat()
-        r.done()
-        return a, st
+        return self.decode(lambda r: (r.vector(r.acl), r.stat()))
 
     def multi_results(self):
         """List of (type, err, value) for a multi / multiRead reply body."""
