@@ -61,6 +61,20 @@ def pytest_runtest_makereport(item, call):
             rep.sections.append(("%s server on port %d: %s" % (s.target, s.port, status), s.log_tail()))
 
 
+def _closed_after(build, close, made=None):
+    """The body of a factory fixture: yields make(...) -> build(...), then closes all it made."""
+    made = [] if made is None else made
+
+    def make(*args, **kw):
+        thing = build(*args, **kw)
+        made.append(thing)
+        return thing
+
+    yield make
+    for thing in made:
+        close(thing)
+
+
 # ------------------------------------------------------------------ servers
 @pytest.fixture(scope="session", params=TARGETS)
 def target(request):
@@ -85,17 +99,8 @@ def new_server(request):
     """Make servers, not yet started: new_server(target, {"key": "value"}) overrides zoo.cfg
     lines (value None removes a line). They are cleaned up after the test, and a failing
     test reports their logs."""
-    made = []
-
-    def make(target, overrides=None):
-        s = Server(target, overrides)
-        made.append(s)
-        request.node._compat_servers = made
-        return s
-
-    yield make
-    for s in made:
-        s.cleanup()
+    request.node._compat_servers = []
+    yield from _closed_after(Server, Server.cleanup, request.node._compat_servers)
 
 
 @pytest.fixture
@@ -114,20 +119,15 @@ def make_kazoo(server, timeout=10.0, **kw):
 @pytest.fixture
 def kazoo_factory(server):
     """kazoo_factory(**kw) -> a started KazooClient on the shared server (stopped at teardown)."""
-    made = []
+    yield from _closed_after(lambda srv=None, **kw: make_kazoo(srv or server, **kw), _stop_kazoo)
 
-    def make(srv=None, **kw):
-        c = make_kazoo(srv or server, **kw)
-        made.append(c)
-        return c
 
-    yield make
-    for c in made:
-        try:
-            c.stop()
-            c.close()
-        except Exception:
-            pass
+def _stop_kazoo(c):
+    try:
+        c.stop()
+        c.close()
+    except Exception:
+        pass
 
 
 @pytest.fixture
@@ -160,30 +160,12 @@ def java_classpath():
 @pytest.fixture
 def java(java_classpath):
     """java() -> a JavaClient (stock ZooKeeper Java client in its own JVM)."""
-    made = []
-
-    def make():
-        c = JavaClient(java_classpath)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.close()
+    yield from _closed_after(lambda: JavaClient(java_classpath), JavaClient.close)
 
 
 @pytest.fixture
 def proxy_factory():
-    made = []
-
-    def make(server):
-        p = TcpProxy(server.host, server.port)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.close()
+    yield from _closed_after(lambda server: TcpProxy(server.host, server.port), TcpProxy.close)
 
 
 @pytest.fixture
