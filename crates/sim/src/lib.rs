@@ -87,7 +87,7 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "seed {} failed at tick {}: {} (replay: warren sim --seed {} --trace)",
+            "seed {} failed at tick {}: {} (replay: cargo run --release -p sim -- --seed {} --trace)",
             self.seed, self.tick, self.reason, self.seed
         )
     }

@@ -10,7 +10,7 @@ fn five_hundred_seeds_keep_every_invariant() {
         match std::panic::catch_unwind(|| sim::run(seed, &sim::Options::default())) {
             Ok(Ok(report)) => total.add(&report.coverage),
             Ok(Err(failure)) => panic!("{failure}"),
-            Err(_) => panic!("seed {seed} panicked (replay: warren sim --seed {seed} --trace)"),
+            Err(_) => panic!("seed {seed} panicked (replay: cargo run --release -p sim -- --seed {seed} --trace)"),
         }
     }
     println!("recovery paths reached over 500 seeds: {total:?}");
@@ -29,21 +29,4 @@ fn a_seed_replays_exactly() {
     let first = sim::run(42, &options);
     let second = sim::run(42, &options);
     assert_eq!(format!("{first:?}"), format!("{second:?}"));
-}
-
-/// `WARREN_SEED=N cargo test -p sim --test seeds replay -- --ignored --nocapture` prints a
-/// seed's full trace (as `warren sim --seed N --trace` does).
-#[test]
-#[ignore]
-fn replay() {
-    let seed = std::env::var("WARREN_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
-    match sim::run(seed, &sim::Options { trace: true, ..sim::Options::default() }) {
-        Ok(report) => println!("seed {seed} passed: {:?}", report.coverage),
-        Err(failure) => {
-            for line in &failure.trace {
-                println!("{line}");
-            }
-            panic!("{failure}");
-        }
-    }
 }

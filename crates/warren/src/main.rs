@@ -5,7 +5,6 @@ mod bench;
 mod data_tools;
 mod import;
 mod shell;
-mod simulate;
 mod zookeeper;
 
 use anyhow::Context;
@@ -39,8 +38,6 @@ enum Command {
     Snapshot(data_tools::SnapshotArgs),
     /// Delete all but the newest snapshots and the log segments they need.
     Purge(data_tools::PurgeArgs),
-    /// Run the deterministic ensemble simulator: `warren sim --seed N --trace` replays a seed.
-    Sim(simulate::SimArgs),
     /// ZooKeeper's shell: `warren shell [-server HOST:PORT,...] [COMMAND ...]`, as zkCli.sh.
     #[command(disable_help_flag = true)]
     Shell {
@@ -52,12 +49,9 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    // The simulator runs thousands of elections a second: only warnings by default.
-    let default_level = if matches!(cli.command, Command::Sim(_)) { "warn" } else { "info" };
     // RUST_LOG wins; otherwise the server's `logLevel` from zoo.cfg, once it is read.
     let from_env = tracing_subscriber::EnvFilter::try_from_default_env().ok();
-    let (filter, level) =
-        tracing_subscriber::reload::Layer::new(from_env.clone().unwrap_or_else(|| default_level.into()));
+    let (filter, level) = tracing_subscriber::reload::Layer::new(from_env.clone().unwrap_or_else(|| "info".into()));
     use tracing_subscriber::prelude::*;
     tracing_subscriber::registry()
         .with(filter)
@@ -76,7 +70,6 @@ fn main() -> anyhow::Result<()> {
         Command::Log(args) => data_tools::log(args),
         Command::Snapshot(args) => data_tools::snapshot(args),
         Command::Purge(args) => data_tools::purge(args),
-        Command::Sim(args) => simulate::run(args),
         Command::Shell { args } => std::process::exit(shell::run(args)?),
     }
 }

@@ -1,22 +1,26 @@
-//! `warren sim`: runs the deterministic ensemble simulator (the `sim` crate) from the
-//! command line: one seed with its full trace, to replay a failure, or many seeds.
+//! `cargo run --release -p sim -- --seed N [--count M] [--trace]`: runs the deterministic
+//! ensemble simulator from the command line: one seed with its full trace, to replay a
+//! failure, or many seeds. A developer's tool, so it lives here rather than in `warren`.
 
 use anyhow::bail;
+use clap::Parser;
 
-#[derive(Debug, clap::Args)]
-pub struct SimArgs {
+#[derive(Debug, Parser)]
+#[command(about = "Run or replay seeds of the deterministic ensemble simulator")]
+struct SimArgs {
     /// The (first) seed to run.
     #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    seed: u64,
     /// How many consecutive seeds to run.
     #[arg(long, default_value_t = 1)]
-    pub count: u64,
+    count: u64,
     /// Print every event of the run (for one seed).
     #[arg(long)]
-    pub trace: bool,
+    trace: bool,
 }
 
-pub fn run(args: SimArgs) -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let args = SimArgs::parse();
     let options = sim::Options { trace: args.trace, ..sim::Options::default() };
     let mut total = sim::Coverage::default();
     for seed in args.seed..args.seed.saturating_add(args.count) {
