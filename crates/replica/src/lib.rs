@@ -13,11 +13,13 @@
 //! its own unapplied writes, so every client sees its own writes, in order. Watch events of
 //! a write are emitted before the write's reply, on every connection.
 
+pub mod ensemble;
 mod prep;
 mod read;
 pub mod session;
 mod snapshot;
 
+pub use ensemble::{Role, ToFollower, ToLeader};
 pub use snapshot::SnapshotPart;
 
 use prep::{Pending, Prep};
@@ -27,7 +29,7 @@ use proto::{
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use session::Sessions;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 use tree::acl::AuthIds;
 use tree::{owner, DataTree, OpResult, Txn, TxnOp};
@@ -93,6 +95,22 @@ pub enum Input {
     /// refused until [`Input::LogHealthy`].
     LogFailed,
     LogHealthy,
+    /// The server's part in its ensemble changed (from ZAB). Any change ends every client
+    /// connection, as in ZooKeeper: what was in flight may or may not commit, and a client
+    /// learns which by reconnecting.
+    RoleChanged(Role),
+    /// In an ensemble: ZAB committed this transaction (in zxid order). It replaces
+    /// [`Input::Persisted`], which only a standalone server gets.
+    Committed {
+        txn: Txn,
+    },
+    /// On the leader: a follower's message.
+    FromFollower {
+        from: u64,
+        msg: ToLeader,
+    },
+    /// On a follower: the leader's message.
+    FromLeader(ToFollower),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,9 +133,17 @@ pub enum Output {
     Close {
         conn: ConnId,
     },
-    /// Make this transaction durable, then answer with [`Input::Persisted`].
+    /// Make this transaction durable, then answer with [`Input::Persisted`] (standalone);
+    /// on a leader, hand it to ZAB, which answers with [`Input::Committed`].
     Append {
         txn: Txn,
+    },
+    /// On a follower: send this to the leader.
+    ToLeader(ToLeader),
+    /// On the leader: send this to follower `to`.
+    ToFollower {
+        to: u64,
+        msg: ToFollower,
     },
 }
 
@@ -147,8 +173,27 @@ struct InFlight {
 /// A connection's requests that wait for its earlier writes.
 #[derive(Debug)]
 enum Queued {
-    Write { zxid: i64 },
-    Read { xid: i32, request: Result<Request, DecodeRequestError> },
+    Write {
+        zxid: i64,
+    },
+    Read {
+        xid: i32,
+        request: Result<Request, DecodeRequestError>,
+    },
+    /// On a follower: a write handed to the leader; `reply` is set when it commits here.
+    Forwarded {
+        cxid: i32,
+        op: OpCode,
+        sub_ops: Vec<OpCode>,
+        reply: Option<(i64, Result<Response, ErrorCode>)>,
+    },
+    /// On a follower: a sync, answered once this server has applied up to `until` (which
+    /// the leader tells).
+    Sync {
+        xid: i32,
+        path: String,
+        until: Option<i64>,
+    },
 }
 
 #[derive(Debug)]
@@ -181,6 +226,13 @@ pub struct Replica {
     txns_since_snapshot: u64,
     snapshot_threshold: u64,
     snapshot: Option<snapshot::SnapshotState>,
+    role: Role,
+    /// On a follower: new sessions waiting for their creation to commit, with their connection.
+    connecting: BTreeMap<i64, (ConnId, Option<bool>)>,
+    /// On a follower: sessions heard from since the last report to the leader.
+    touched: BTreeSet<i64>,
+    /// On a follower: connections with a sync waiting for this zxid to be applied.
+    sync_waits: Vec<(i64, ConnId)>,
 }
 
 impl Replica {
@@ -203,6 +255,10 @@ impl Replica {
             txns_since_snapshot: 0,
             snapshot_threshold: u64::MAX,
             snapshot: None,
+            role: Role::Standalone,
+            connecting: BTreeMap::new(),
+            touched: BTreeSet::new(),
+            sync_waits: Vec::new(),
         };
         replica.snapshot_threshold = replica.next_snapshot_threshold();
         replica
@@ -248,6 +304,10 @@ impl Replica {
         &self.config
     }
 
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
     /// The session a connection is bound to.
     pub fn conn_session(&self, conn: ConnId) -> Option<i64> {
         self.conns.get(&conn).and_then(|c| c.session_id)
@@ -264,6 +324,10 @@ impl Replica {
             Input::Persisted { zxid } => self.persisted(zxid),
             Input::LogFailed => self.log_failed(),
             Input::LogHealthy => self.log_healthy = true,
+            Input::RoleChanged(role) => self.set_role(role),
+            Input::Committed { txn } => self.committed(txn),
+            Input::FromFollower { from, msg } => self.from_follower(from, msg),
+            Input::FromLeader(ToFollower::Synced { session_id, cxid, zxid }) => self.synced(session_id, cxid, zxid),
         }
         std::mem::take(&mut self.out)
     }
@@ -290,6 +354,10 @@ impl Replica {
             conn,
             Conn { auth: AuthIds::for_address(addr), session_id: None, queue: VecDeque::new(), closing: false },
         );
+        if !self.role.is_serving() {
+            self.close(conn);
+            return;
+        }
         // A client must never see older state than it has seen: refuse silently, so that it
         // tries another server.
         if request.last_zxid_seen > self.applied_zxid {
@@ -316,7 +384,12 @@ impl Replica {
             let session_id = self.sessions.create(passwd, timeout_ms, self.now_ms, conn);
             self.bind(conn, session_id);
             tracing::info!(session = format_args!("{session_id:#x}"), timeout_ms, %addr, "session opened");
-            let txn = self.next_txn(session_id, TxnOp::CreateSession { timeout_ms, passwd });
+            if self.role == Role::Following {
+                self.connecting.insert(session_id, (conn, read_only));
+                self.out.push(Output::ToLeader(ToLeader::CreateSession { session_id, passwd, timeout_ms }));
+                return;
+            }
+            let txn = self.next_txn(session_id, 0, TxnOp::CreateSession { timeout_ms, passwd });
             self.propose(txn, Origin::Connect { conn, read_only });
             return;
         }
@@ -334,7 +407,7 @@ impl Replica {
                     self.close(old);
                 }
                 self.bind(conn, session_id);
-                self.sessions.touch(session_id, self.now_ms);
+                self.touch(session_id);
                 let response =
                     ConnectResponse { protocol_version: 0, timeout_ms, session_id, passwd: passwd.to_vec(), read_only };
                 self.out.push(Output::Connected { conn, response });
@@ -367,7 +440,7 @@ impl Replica {
             return;
         };
         let queued = !c.queue.is_empty();
-        self.sessions.touch(session_id, self.now_ms);
+        self.touch(session_id);
         let closing = self.sessions.get(session_id).is_none_or(|s| s.closing);
         // The ping reply always carries xid -2, whatever the ping had.
         let xid = if matches!(request, Ok(Request::Ping)) { proto::xid::PING } else { xid };
@@ -381,8 +454,18 @@ impl Replica {
             }
             // A write whose body does not decode is still a (failed) transaction in ZooKeeper.
             Err(DecodeRequestError::Malformed { opcode, .. }) if opcode.is_write() && !closing && self.log_healthy => {
-                let txn = self.next_txn(session_id, TxnOp::Error { err: ErrorCode::MarshallingError });
+                if self.role == Role::Following {
+                    return self.forward(conn, session_id, xid, Err(opcode));
+                }
+                let txn = self.next_txn(session_id, xid, TxnOp::Error { err: ErrorCode::MarshallingError });
                 self.propose(txn, Origin::Request { conn, xid, op: opcode, sub_ops: Vec::new() });
+            }
+            // A follower's sync waits until it has applied what the leader had prepared.
+            Ok(Request::Sync(r)) if !closing && self.role == Role::Following => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.queue.push_back(Queued::Sync { xid, path: r.path, until: None });
+                }
+                self.out.push(Output::ToLeader(ToLeader::Sync { session_id, cxid: xid }));
             }
             // Everything else (reads, pings, watch requests, and refusals for a closing
             // session) waits for this connection's earlier writes, so replies keep request order.
@@ -419,9 +502,18 @@ impl Replica {
         }
     }
 
-    fn next_txn(&mut self, session_id: i64, op: TxnOp) -> Txn {
+    fn next_txn(&mut self, session_id: i64, cxid: i32, op: TxnOp) -> Txn {
         self.prepared_zxid += 1;
-        Txn { zxid: self.prepared_zxid, time_ms: self.now_ms, session_id, op }
+        Txn { zxid: self.prepared_zxid, time_ms: self.now_ms, session_id, cxid, op }
+    }
+
+    /// A client was heard from: on a follower the leader, which expires sessions, learns of
+    /// it with the next report.
+    fn touch(&mut self, session_id: i64) {
+        self.sessions.touch(session_id, self.now_ms);
+        if self.role == Role::Following {
+            self.touched.insert(session_id);
+        }
     }
 
     fn propose(&mut self, txn: Txn, origin: Origin) {
@@ -435,29 +527,52 @@ impl Replica {
     }
 
     fn write(&mut self, conn: ConnId, session_id: i64, xid: i32, request: Request) {
-        let op = match &request {
-            Request::CloseSession => {
-                if let Some(s) = self.sessions.get_mut(session_id) {
-                    s.closing = true;
-                }
-                self.close_session_op(session_id)
+        if self.role == Role::Following {
+            if let (Request::CloseSession, Some(s)) = (&request, self.sessions.get_mut(session_id)) {
+                s.closing = true;
             }
-            _ => {
-                let Some(c) = self.conns.get(&conn) else {
-                    return;
-                };
-                let mut prep = Prep::new(&self.tree, &mut self.pending, &c.auth, session_id, self.config.ttl_enabled);
-                let op = prep.request(&request);
-                prep.commit(self.prepared_zxid + 1);
-                op
-            }
+            return self.forward(conn, session_id, xid, Ok(request));
+        }
+        // The identities are lent to the preparation, not copied: writes are the hot path.
+        let Some(auth) = self.conns.get_mut(&conn).map(|c| std::mem::take(&mut c.auth)) else {
+            return;
         };
-        let sub_ops = match &request {
-            Request::Multi(ops) => ops.iter().map(Request::opcode).collect(),
-            _ => Vec::new(),
-        };
-        let txn = self.next_txn(session_id, op);
+        let op = self.prepare(session_id, &auth, &request);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.auth = auth;
+        }
+        let sub_ops = sub_ops(&request);
+        let txn = self.next_txn(session_id, xid, op);
         self.propose(txn, Origin::Request { conn, xid, op: request.opcode(), sub_ops });
+    }
+
+    /// Validates a write against the tree and the writes prepared before it.
+    fn prepare(&mut self, session_id: i64, auth: &AuthIds, request: &Request) -> TxnOp {
+        if let Request::CloseSession = request {
+            if let Some(s) = self.sessions.get_mut(session_id) {
+                s.closing = true;
+            }
+            return self.close_session_op(session_id);
+        }
+        let mut prep = Prep::new(&self.tree, &mut self.pending, auth, session_id, self.config.ttl_enabled);
+        let op = prep.request(request);
+        prep.commit(self.prepared_zxid + 1);
+        op
+    }
+
+    /// On a follower: hands a client's write to the leader; its reply waits in the
+    /// connection's queue for the transaction to commit here.
+    fn forward(&mut self, conn: ConnId, session_id: i64, xid: i32, request: Result<Request, OpCode>) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let (op, subs) = match &request {
+            Ok(request) => (request.opcode(), sub_ops(request)),
+            Err(opcode) => (*opcode, Vec::new()),
+        };
+        c.queue.push_back(Queued::Forwarded { cxid: xid, op, sub_ops: subs, reply: None });
+        let auth = c.auth.ids.clone();
+        self.out.push(Output::ToLeader(ToLeader::Write { session_id, cxid: xid, auth, request }));
     }
 
     fn close_session_op(&mut self, session_id: i64) -> TxnOp {
@@ -494,16 +609,7 @@ impl Replica {
         let conn = match origin {
             Origin::Server => return,
             Origin::Connect { conn, read_only } => {
-                if let Some(s) = self.sessions.get(txn.session_id).filter(|_| self.conns.contains_key(&conn)) {
-                    let response = ConnectResponse {
-                        protocol_version: 0,
-                        timeout_ms: s.timeout_ms,
-                        session_id: s.id,
-                        passwd: s.passwd.to_vec(),
-                        read_only,
-                    };
-                    self.out.push(Output::Connected { conn, response });
-                }
+                self.connected(conn, txn.session_id, read_only);
                 conn
             }
             Origin::Request { conn, xid, op, sub_ops } => {
@@ -517,26 +623,59 @@ impl Replica {
                 conn
             }
         };
-        self.drain(conn, txn.zxid);
+        self.finish_write(conn, txn.zxid);
     }
 
-    /// Answers the reads that waited for a connection's write that has now been applied.
-    fn drain(&mut self, conn: ConnId, zxid: i64) {
+    /// The reply to a new session, once its creation is applied.
+    fn connected(&mut self, conn: ConnId, session_id: i64, read_only: Option<bool>) {
+        if let Some(s) = self.sessions.get(session_id).filter(|_| self.conns.contains_key(&conn)) {
+            let response = ConnectResponse {
+                protocol_version: 0,
+                timeout_ms: s.timeout_ms,
+                session_id: s.id,
+                passwd: s.passwd.to_vec(),
+                read_only,
+            };
+            self.out.push(Output::Connected { conn, response });
+        }
+    }
+
+    /// A connection's write was answered (or failed): what waited behind it goes next.
+    fn finish_write(&mut self, conn: ConnId, zxid: i64) {
         if let Some(c) = self.conns.get_mut(&conn) {
             let done = c.queue.pop_front();
             debug_assert!(matches!(done, Some(Queued::Write { zxid: z }) if z == zxid), "replies follow zxid order");
         }
+        self.drain(conn);
+    }
+
+    /// Answers, in request order, what waited in a connection's queue and is now ready.
+    fn drain(&mut self, conn: ConnId) {
         loop {
+            let applied = self.applied_zxid;
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
             };
-            if !matches!(c.queue.front(), Some(Queued::Read { .. })) {
+            let ready = match c.queue.front() {
+                Some(Queued::Read { .. }) => true,
+                Some(Queued::Forwarded { reply, .. }) => reply.is_some(),
+                Some(Queued::Sync { until, .. }) => until.is_some_and(|z| z <= applied),
+                Some(Queued::Write { .. }) | None => false,
+            };
+            if !ready {
                 return;
             }
-            let Some(Queued::Read { xid, request }) = c.queue.pop_front() else {
-                return;
-            };
-            self.read(conn, xid, request);
+            match c.queue.pop_front() {
+                Some(Queued::Read { xid, request }) => self.read(conn, xid, request),
+                Some(Queued::Forwarded { cxid, op, reply: Some((zxid, reply)), .. }) => {
+                    self.reply(conn, cxid, zxid, reply);
+                    if op == OpCode::CloseSession {
+                        self.close(conn);
+                    }
+                }
+                Some(Queued::Sync { xid, path, .. }) => self.reply(conn, xid, applied, Ok(Response::Path(path))),
+                _ => return,
+            }
         }
     }
 
@@ -585,19 +724,24 @@ impl Replica {
                 Origin::Connect { conn, .. } => {
                     self.sessions.remove(txn.session_id);
                     self.close(conn);
-                    self.drain(conn, txn.zxid);
+                    self.finish_write(conn, txn.zxid);
                 }
                 Origin::Request { conn, xid, .. } => {
                     self.reply(conn, xid, self.applied_zxid, Err(ErrorCode::SystemError));
-                    self.drain(conn, txn.zxid);
+                    self.finish_write(conn, txn.zxid);
                 }
             }
         }
     }
 
     fn tick(&mut self) {
-        if !self.log_healthy {
-            // Expiry and reaping are writes; they wait for the log.
+        if self.role == Role::Following && !self.touched.is_empty() {
+            let sessions = std::mem::take(&mut self.touched).into_iter().collect();
+            self.out.push(Output::ToLeader(ToLeader::Touch { sessions }));
+        }
+        // Expiry and reaping are writes: the leader's (or a standalone server's) alone, and
+        // they wait for the log.
+        if !matches!(self.role, Role::Standalone | Role::Leading { .. }) || !self.log_healthy {
             return;
         }
         for session_id in self.sessions.expired(self.now_ms) {
@@ -611,7 +755,7 @@ impl Replica {
                 self.close(conn);
             }
             let op = self.close_session_op(session_id);
-            let txn = self.next_txn(session_id, op);
+            let txn = self.next_txn(session_id, 0, op);
             self.propose(txn, Origin::Server);
         }
         if self.now_ms >= self.next_reap_ms {
@@ -645,8 +789,160 @@ impl Replica {
             let mut prep = Prep::new(&self.tree, &mut self.pending, &auth, 0, true);
             prep.remove(&p);
             prep.commit(self.prepared_zxid + 1);
-            let txn = self.next_txn(0, TxnOp::Delete { path: p });
+            let txn = self.next_txn(0, 0, TxnOp::Delete { path: p });
             self.propose(txn, Origin::Server);
+        }
+    }
+}
+
+/// The opcodes of a multi's operations (for the shape of its reply).
+fn sub_ops(request: &Request) -> Vec<OpCode> {
+    match request {
+        Request::Multi(ops) => ops.iter().map(Request::opcode).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The ensemble side of the pipeline: roles, commits from ZAB, and what followers and
+/// the leader tell each other.
+impl Replica {
+    fn set_role(&mut self, role: Role) {
+        if role == self.role {
+            return;
+        }
+        tracing::info!(from = ?self.role, to = ?role, "role changed");
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
+            self.close(conn);
+        }
+        // What was in flight is now ZAB's to commit or drop; it comes back through
+        // `Committed` if it commits.
+        self.in_flight.clear();
+        self.pending = Pending::default();
+        self.connecting.clear();
+        self.touched.clear();
+        self.sync_waits.clear();
+        self.sessions.reopen_all();
+        self.prepared_zxid = self.applied_zxid;
+        if let Role::Leading { epoch } = role {
+            // The leader's zxids are ZAB's: the epoch's counter starts again at 1.
+            self.prepared_zxid = (epoch as i64) << 32;
+            // Every session gets its whole timeout to find the new leader, as in ZooKeeper.
+            self.sessions.renew_all(self.now_ms);
+        }
+        self.role = role;
+    }
+
+    fn committed(&mut self, txn: Txn) {
+        match self.in_flight.front() {
+            Some(flight) if flight.txn.zxid == txn.zxid => {
+                if let Some(flight) = self.in_flight.pop_front() {
+                    self.apply(flight);
+                }
+            }
+            _ => self.apply_remote(txn),
+        }
+        self.txns_since_snapshot += 1;
+        self.maybe_begin_snapshot();
+    }
+
+    /// Applies a transaction another server prepared; if it came from one of this server's
+    /// connections, that connection's reply is now ready.
+    fn apply_remote(&mut self, txn: Txn) {
+        debug_assert!(txn.zxid > self.applied_zxid, "commits come in zxid order");
+        let conn = self.sessions.get(txn.session_id).and_then(|s| s.conn);
+        let (result, events) = self.tree.apply(&txn);
+        self.applied_zxid = txn.zxid;
+        self.prepared_zxid = self.prepared_zxid.max(txn.zxid);
+        self.pending.retire(txn.zxid);
+        self.session_effects(&txn);
+        for n in events {
+            self.out.push(Output::Notify { conn: n.conn, event: n.event, path: n.path });
+        }
+        if let TxnOp::CreateSession { .. } = txn.op {
+            if let Some((conn, read_only)) = self.connecting.remove(&txn.session_id) {
+                self.connected(conn, txn.session_id, read_only);
+            }
+        } else if let Some(conn) = conn {
+            let waiting = self.conns.get_mut(&conn).and_then(|c| {
+                c.queue.iter_mut().find_map(|q| match q {
+                    Queued::Forwarded { cxid, op, sub_ops, reply: reply @ None } if *cxid == txn.cxid => {
+                        Some((reply, *op, std::mem::take(sub_ops)))
+                    }
+                    _ => None,
+                })
+            });
+            match waiting {
+                Some((reply, op, sub_ops)) => {
+                    *reply = Some((txn.zxid, write_reply(op, &sub_ops, result)));
+                    self.drain(conn);
+                }
+                // Expired on the leader: ZooKeeper closes its connection without a word.
+                None if matches!(txn.op, TxnOp::CloseSession { .. }) => self.close(conn),
+                None => {}
+            }
+        }
+        let applied = self.applied_zxid;
+        let (ready, waiting): (Vec<_>, Vec<_>) = self.sync_waits.drain(..).partition(|(z, _)| *z <= applied);
+        self.sync_waits = waiting;
+        for (_, conn) in ready {
+            self.drain(conn);
+        }
+    }
+
+    fn from_follower(&mut self, from: u64, msg: ToLeader) {
+        if !matches!(self.role, Role::Leading { .. }) {
+            return;
+        }
+        match msg {
+            ToLeader::CreateSession { session_id, passwd, timeout_ms } => {
+                let timeout_ms = timeout_ms.clamp(self.config.min_session_timeout_ms, self.config.max_session_timeout_ms);
+                let txn = self.next_txn(session_id, 0, TxnOp::CreateSession { timeout_ms, passwd });
+                self.propose(txn, Origin::Server);
+            }
+            ToLeader::Write { session_id, cxid, auth, request } => {
+                let live = self.sessions.get(session_id).is_some_and(|s| !s.closing);
+                let op = match request {
+                    Ok(request) if live => {
+                        self.sessions.touch(session_id, self.now_ms);
+                        self.prepare(session_id, &AuthIds { ids: auth }, &request)
+                    }
+                    Ok(_) => TxnOp::Error { err: ErrorCode::SessionExpired },
+                    Err(_) => TxnOp::Error { err: ErrorCode::MarshallingError },
+                };
+                let txn = self.next_txn(session_id, cxid, op);
+                self.propose(txn, Origin::Server);
+            }
+            ToLeader::Sync { session_id, cxid } => {
+                let msg = ToFollower::Synced { session_id, cxid, zxid: self.prepared_zxid };
+                self.out.push(Output::ToFollower { to: from, msg });
+            }
+            ToLeader::Touch { sessions } => {
+                for session_id in sessions {
+                    self.sessions.touch(session_id, self.now_ms);
+                }
+            }
+        }
+    }
+
+    fn synced(&mut self, session_id: i64, cxid: i32, zxid: i64) {
+        let Some(conn) = self.sessions.get(session_id).and_then(|s| s.conn) else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let waiting = c.queue.iter_mut().find_map(|q| match q {
+            Queued::Sync { xid, until: until @ None, .. } if *xid == cxid => Some(until),
+            _ => None,
+        });
+        if let Some(until) = waiting {
+            *until = Some(zxid);
+            if zxid <= self.applied_zxid {
+                self.drain(conn);
+            } else {
+                self.sync_waits.push((zxid, conn));
+            }
         }
     }
 }

@@ -77,6 +77,26 @@ impl Sessions {
         }
     }
 
+    /// A new leader: every session's clock starts again now, so that its client has the
+    /// whole timeout to find the leader.
+    pub fn renew_all(&mut self, now_ms: i64) {
+        let ids: Vec<i64> = self.sessions.keys().copied().collect();
+        for id in ids {
+            self.touch(id, now_ms);
+        }
+    }
+
+    /// Closes that were in flight when the leader changed may never commit: the sessions
+    /// take requests again until a close commits.
+    pub fn reopen_all(&mut self) {
+        self.sessions.values_mut().for_each(|s| s.closing = false);
+    }
+
+    /// Forgets every session (a snapshot from the leader replaces them).
+    pub fn clear(&mut self) {
+        self.sessions.clear();
+    }
+
     pub fn remove(&mut self, id: i64) -> Option<Session> {
         self.sessions.remove(&id)
     }

@@ -104,6 +104,7 @@ impl Replica {
     /// from ZooKeeper). Sessions are `(id, password, timeout_ms)`.
     pub fn install(&mut self, zxid: i64, tree: DataTree, sessions: &[(i64, [u8; 16], i32)]) {
         self.tree = tree;
+        self.sessions.clear();
         for &(id, passwd, timeout_ms) in sessions {
             self.sessions.restore(id, passwd, timeout_ms, self.now_ms);
         }

@@ -134,7 +134,8 @@ struct Sim {
     nodes: BTreeMap<ServerId, Node>,
     network: Vec<InFlight>,
     /// Per link: the last delivery tick and sequence number handed out.
-    links: BTreeMap<(ServerId, ServerId), (u64, u64)>,
+    /// Election notifications have links of their own (the election port's connections).
+    links: BTreeMap<(ServerId, ServerId, bool), (u64, u64)>,
     cut: BTreeSet<(ServerId, ServerId)>,
     faults: Faults,
     /// The committed history: position i is what every server must deliver at i.
@@ -231,7 +232,8 @@ impl Sim {
                 let copies = if self.chance(self.faults.duplicate) { 2 } else { 1 };
                 for _ in 0..copies {
                     let delay = 1 + self.below(self.faults.max_delay + 1);
-                    let link = self.links.entry((id, to)).or_insert((0, 0));
+                    let election = matches!(msg, Message::Notification { .. });
+                    let link = self.links.entry((id, to, election)).or_insert((0, 0));
                     link.0 = link.0.max(self.tick + delay);
                     link.1 += 1;
                     let (at, seq) = *link;

@@ -373,7 +373,7 @@ mod tests {
 
     fn create(tree: &mut DataTree, zxid: i64, p: &str) {
         let op = TxnOp::Create { path: p.into(), data: None, acl: acl::open_acl(), ephemeral_owner: 0 };
-        tree.apply(&Txn { zxid, time_ms: 0, session_id: 0, op });
+        tree.apply(&Txn { zxid, time_ms: 0, session_id: 0, cxid: 0, op });
     }
 
     #[test]

@@ -15,6 +15,9 @@ pub struct Txn {
     pub time_ms: i64,
     /// The session that issued the write (0 for the server's own, such as container reaping).
     pub session_id: i64,
+    /// The client's xid of the request, so that the server holding its connection can
+    /// match the committed transaction to it (0 for the server's own).
+    pub cxid: i32,
     pub op: TxnOp,
 }
 
@@ -62,17 +65,18 @@ pub enum TxnOp {
     Multi(Vec<TxnOp>),
 }
 
-// Transactions on disk: `zxid, time_ms, session_id` then the op as a type tag (ZooKeeper's
+// Transactions on disk: `zxid, time_ms, session_id, cxid` then the op as a type tag (ZooKeeper's
 // opcode for it) and its fields, all in Jute. A multi is its count, then its ops.
 impl Record for Txn {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Txn { zxid: r.i64()?, time_ms: r.i64()?, session_id: r.i64()?, op: TxnOp::decode(r)? })
+        Ok(Txn { zxid: r.i64()?, time_ms: r.i64()?, session_id: r.i64()?, cxid: r.i32()?, op: TxnOp::decode(r)? })
     }
 
     fn encode(&self, w: &mut Vec<u8>) {
         w.put_i64(self.zxid);
         w.put_i64(self.time_ms);
         w.put_i64(self.session_id);
+        w.put_i32(self.cxid);
         self.op.encode(w);
     }
 }
@@ -209,7 +213,7 @@ mod tests {
         let mut all = ops.clone();
         all.push(TxnOp::Multi(ops));
         for op in all {
-            let txn = Txn { zxid: 0x1_0000_0002, time_ms: 1_700_000_000_000, session_id: -5, op };
+            let txn = Txn { zxid: 0x1_0000_0002, time_ms: 1_700_000_000_000, session_id: -5, cxid: 7, op };
             assert_eq!(Txn::from_bytes(&txn.to_bytes()), Ok(txn));
         }
         assert!(Txn::from_bytes(&[0; 30]).is_err());

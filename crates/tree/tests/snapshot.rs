@@ -38,7 +38,7 @@ fn next_txn(tree: &DataTree, zxid: i64, pick: (u8, u16, u16)) -> Txn {
             TxnOp::SetData { path, data: None, version }
         }
     };
-    Txn { zxid, time_ms: 1000 + zxid, session_id: 0, op }
+    Txn { zxid, time_ms: 1000 + zxid, session_id: 0, cxid: 0, op }
 }
 
 proptest! {

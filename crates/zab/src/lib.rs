@@ -21,9 +21,13 @@
 //! The application compacts the log with [`Input::Compact`] once it has saved its state;
 //! a follower behind the start of the leader's log then gets that state (SNAP) and the log
 //! after it.
+//!
+//! Between servers, messages travel as the frames of [`encode_frame`] and [`decode_body`].
 
 mod message;
 mod peer;
+mod wire;
 
 pub use message::{epoch_of, zxid, Entry, Message, PeerState, ServerId, Vote, Zxid};
 pub use peer::{Config, Durable, Input, Output, Peer};
+pub use wire::{decode_body, encode_frame, frame_len, WireError, MAX_FRAME};

@@ -65,7 +65,9 @@ pub enum Input {
 pub enum Output {
     /// `stream` is (the sender's incarnation, sequence number on this link). Links are
     /// expected to be FIFO while they last, like TCP connections; a receiver that sees a
-    /// gap or a new incarnation treats the link as broken and re-established.
+    /// gap or a new incarnation treats the link as broken and re-established. Election
+    /// notifications have sequence number 0: they are outside the ordered stream and may
+    /// be lost, repeated or reordered on their own.
     Send {
         to: ServerId,
         stream: (u64, u64),
@@ -227,6 +229,16 @@ impl Peer {
         matches!(&self.role, Role::Leading(l) if l.phase == Phase::Broadcast)
     }
 
+    /// An established leader, or a follower or observer told UpToDate: what it delivers is
+    /// the ensemble's committed history, so it may serve clients.
+    pub fn is_serving(&self) -> bool {
+        match &self.role {
+            Role::Leading(l) => l.phase == Phase::Broadcast,
+            Role::Following(f) => f.phase == Phase::Broadcast,
+            Role::Looking(_) => false,
+        }
+    }
+
     pub fn epoch(&self) -> u32 {
         self.durable.current_epoch
     }
@@ -257,12 +269,20 @@ impl Peer {
     }
 
     fn send(&mut self, to: ServerId, msg: Message) {
-        if to != self.config.id {
+        if to == self.config.id {
+            return;
+        }
+        // Election notifications stand alone (each carries the whole vote and round, and
+        // they are repeated), so they travel outside the ordered stream: the server sends
+        // them on the election port's connections, the rest on the quorum port's.
+        let seq = if let Message::Notification { .. } = msg {
+            0
+        } else {
             let seq = self.sent.entry(to).or_insert(0);
             *seq += 1;
-            let stream = (self.config.incarnation, *seq);
-            self.out.push(Output::Send { to, stream, msg });
-        }
+            *seq
+        };
+        self.out.push(Output::Send { to, stream: (self.config.incarnation, seq), msg });
     }
 
     fn broadcast(&mut self, msg: Message) {
@@ -290,6 +310,9 @@ impl Peer {
     /// whatever was in flight on it is lost, so a follower synchronizes again and a leader
     /// stops counting on that follower until it does.
     fn accept(&mut self, from: ServerId, (incarnation, seq): (u64, u64)) -> bool {
+        if seq == 0 {
+            return true;
+        }
         let (known, reached) = self.received.get(&from).copied().unwrap_or((incarnation, 0));
         if known == incarnation && seq <= reached {
             return false;

@@ -1,0 +1,103 @@
+//! `Peer::is_serving` in a small ensemble (three voters and an observer) on a lossless
+//! network: a follower serves from UpToDate on, a leader once established, nobody while
+//! looking.
+
+use std::collections::{BTreeMap, VecDeque};
+use zab::*;
+
+const SYNC_LIMIT: u64 = 20;
+
+struct Ensemble {
+    peers: BTreeMap<ServerId, Peer>,
+    inbox: VecDeque<(ServerId, Input)>,
+}
+
+impl Ensemble {
+    fn new(voters: &[u64], observers: &[u64]) -> Ensemble {
+        let voters: Vec<ServerId> = voters.iter().copied().map(ServerId).collect();
+        let ids = voters.iter().copied().chain(observers.iter().copied().map(ServerId));
+        let peers = ids
+            .map(|id| {
+                let config = Config {
+                    id,
+                    voters: voters.clone(),
+                    init_limit: 40,
+                    sync_limit: SYNC_LIMIT,
+                    incarnation: 0,
+                    counter_limit: u32::MAX,
+                };
+                (id, Peer::new(config, Durable::default(), 0))
+            })
+            .collect();
+        Ensemble { peers, inbox: VecDeque::new() }
+    }
+
+    /// Steps one peer, checking `is_serving` against the input, and queues what it sends;
+    /// its appends are durable at once.
+    fn step(&mut self, id: ServerId, input: Input) {
+        let peer = self.peers.get_mut(&id).unwrap();
+        let (before, up_to_date) =
+            (peer.is_serving(), matches!(input, Input::Message { msg: Message::UpToDate { .. }, .. }));
+        for output in peer.step(input) {
+            match output {
+                Output::Send { to, stream, msg } => {
+                    self.inbox.push_back((to, Input::Message { from: id, stream, msg }))
+                }
+                Output::Append { entries } => {
+                    self.inbox.push_back((id, Input::Persisted { zxid: entries.last().unwrap().zxid }))
+                }
+                _ => {}
+            }
+        }
+        let peer = &self.peers[&id];
+        match peer.state() {
+            PeerState::Leading => assert_eq!(peer.is_serving(), peer.is_established_leader()),
+            PeerState::Following if peer.is_serving() && !before => {
+                assert!(up_to_date, "s{} serves before UpToDate", id.0)
+            }
+            PeerState::Following => {}
+            PeerState::Looking => assert!(!peer.is_serving()),
+        }
+    }
+
+    fn tick(&mut self, id: ServerId) {
+        self.step(id, Input::Tick);
+    }
+
+    fn deliver_all(&mut self) {
+        while let Some((to, input)) = self.inbox.pop_front() {
+            self.step(to, input);
+        }
+    }
+
+    fn serving(&self) -> Vec<ServerId> {
+        self.peers.iter().filter(|(_, p)| p.is_serving()).map(|(id, _)| *id).collect()
+    }
+}
+
+#[test]
+fn peers_serve_once_synchronized_and_stop_when_looking() {
+    let mut ensemble = Ensemble::new(&[1, 2, 3], &[4]);
+    let all: Vec<ServerId> = ensemble.peers.keys().copied().collect();
+    assert!(ensemble.serving().is_empty());
+    for _ in 0..100 {
+        if ensemble.serving() == all {
+            break;
+        }
+        for id in all.clone() {
+            ensemble.tick(id);
+        }
+        ensemble.deliver_all();
+    }
+    assert_eq!(ensemble.serving(), all);
+    let leaders: Vec<ServerId> = all.iter().copied().filter(|id| ensemble.peers[id].is_established_leader()).collect();
+    assert_eq!(leaders.len(), 1);
+
+    // A follower that stops hearing from its leader looks again, and stops serving.
+    let follower = *all.iter().find(|id| ensemble.peers[id].state() == PeerState::Following).unwrap();
+    for _ in 0..=SYNC_LIMIT {
+        ensemble.tick(follower);
+    }
+    assert_eq!(ensemble.peers[&follower].state(), PeerState::Looking);
+    assert!(!ensemble.peers[&follower].is_serving());
+}
