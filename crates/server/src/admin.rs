@@ -340,7 +340,7 @@ impl Admin {
                 "data_dir_size": data_size,
                 "log_dir_size": log_size,
                 "provider_null": false,
-                "server_state": "standalone",
+                "server_state": s.state,
                 "last_processed_zxid": s.zxid,
                 "outstanding_requests": s.outstanding,
                 "avg_latency": s.latency.avg(),

@@ -83,6 +83,8 @@ pub struct Config {
     /// `metricsProvider.className` names ZooKeeper's Prometheus provider
     /// (`metricsProvider.httpHost`, default 0.0.0.0; `metricsProvider.httpPort`, default 7000).
     pub metrics_address: Option<SocketAddr>,
+    /// Set when `server.N` lines name more than one server; this server is `server_id`.
+    pub ensemble: Option<Ensemble>,
 }
 
 /// The admin HTTP server's address and the path its commands live under.
@@ -129,6 +131,7 @@ impl Default for Config {
                 command_url: "/commands".into(),
             }),
             metrics_address: None,
+            ensemble: None,
         }
     }
 }
@@ -168,8 +171,7 @@ pub fn parse_entries(path: &Path, text: &str) -> Result<Vec<Entry>, ConfigError>
 
 /// Keys ZooKeeper knows that this version accepts but does not act on yet.
 const ACCEPTED_UNUSED: &[&str] = &[
-    "initLimit",
-    "syncLimit",
+    "peerType",
     "secureClientPort",
     "metricsProvider.exportJvmInfo",
     "standaloneEnabled",
@@ -181,22 +183,42 @@ const ACCEPTED_UNUSED: &[&str] = &[
     "syncEnabled",
 ];
 
-/// Checks a `server.N` value, `host:quorumPort:electionPort[:participant|:observer][;client]`,
-/// and says whether it is an observer.
-fn parse_member(value: &str) -> Option<bool> {
+/// One `server.N` line: a member of the ensemble.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: u64,
+    pub host: String,
+    /// Followers reach the leader here (ZAB's ordered stream and forwarded requests).
+    pub quorum_port: u16,
+    /// Election notifications arrive here.
+    pub election_port: u16,
+    pub observer: bool,
+}
+
+/// The ensemble a server belongs to, from the `server.N` lines, `initLimit` and `syncLimit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ensemble {
+    pub members: Vec<Member>,
+    /// Ticks a new leader has to synchronize a quorum.
+    pub init_limit: u64,
+    /// Ticks a follower may go unheard before the leader gives up on it (and the reverse).
+    pub sync_limit: u64,
+}
+
+/// Reads a `server.N` value, `host:quorumPort:electionPort[:participant|:observer][;client]`.
+fn parse_member(id: u64, value: &str) -> Option<Member> {
     let (server, client) = match value.split_once(';') {
         Some((server, client)) => (server, Some(client)),
         None => (value, None),
     };
     // An IPv6 host is bracketed: [::1]:2888:3888.
-    let rest = match server.strip_prefix('[') {
-        Some(v6) => v6.split_once("]:").map(|(_, rest)| rest)?,
-        None => server.split_once(':').filter(|(host, _)| !host.is_empty()).map(|(_, rest)| rest)?,
+    let (host, rest) = match server.strip_prefix('[') {
+        Some(v6) => v6.split_once("]:")?,
+        None => server.split_once(':').filter(|(host, _)| !host.is_empty())?,
     };
     let mut parts = rest.split(':');
-    for _ in 0..2 {
-        parts.next()?.parse::<u16>().ok()?;
-    }
+    let quorum_port = parts.next()?.parse::<u16>().ok()?;
+    let election_port = parts.next()?.parse::<u16>().ok()?;
     let observer = match parts.next() {
         None | Some("participant") => false,
         Some("observer") => true,
@@ -208,7 +230,7 @@ fn parse_member(value: &str) -> Option<bool> {
     if let Some(client) = client {
         client.rsplit(':').next()?.parse::<u16>().ok()?;
     }
-    Some(observer)
+    Some(Member { id, host: host.to_owned(), quorum_port, election_port, observer })
 }
 
 impl Config {
@@ -224,13 +246,24 @@ impl Config {
                 .parse()
                 .map_err(|_| ConfigError::Invalid(format!("{}: expected a server id from 0 to 254", myid.display())))?;
         }
+        if let Some(ensemble) = &config.ensemble {
+            if !ensemble.members.iter().any(|m| m.id == config.server_id as u64) {
+                return Err(ConfigError::Invalid(format!(
+                    "{}: this server's id ({}) is not among the server.N lines of {}",
+                    myid.display(),
+                    config.server_id,
+                    path.display()
+                )));
+            }
+        }
         Ok(config)
     }
 
     pub fn from_entries(path: &Path, entries: &[Entry]) -> Result<Config, ConfigError> {
         let mut c = Config { client_port_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED), ..Config::default() };
         let (mut data_log_dir, mut min_timeout, mut max_timeout) = (None, None, None);
-        let mut members: Vec<(u64, bool, usize)> = Vec::new();
+        let mut members: Vec<(Member, usize)> = Vec::new();
+        let (mut init_limit, mut sync_limit) = (10, 5);
         let mut client_port = None;
         let (mut admin_enabled, mut admin_address, mut admin_port) = (true, IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080);
         let mut command_url = "/commands".to_owned();
@@ -328,12 +361,17 @@ impl Config {
                     return Err(bad("only 3, fast leader election, is supported (ZooKeeper dropped the others)"))
                 }
                 "electionAlg" => {}
+                "initLimit" => init_limit = u64::try_from(int()?).ok().filter(|v| *v > 0).ok_or_else(|| bad("expected a positive number"))?,
+                "syncLimit" => sync_limit = u64::try_from(int()?).ok().filter(|v| *v > 0).ok_or_else(|| bad("expected a positive number"))?,
                 k if k.starts_with("server.") => {
                     let id = k["server.".len()..].parse::<u64>().map_err(|_| bad("expected server.<id>"))?;
-                    let observer = parse_member(&e.value).ok_or_else(|| {
+                    let member = parse_member(id, &e.value).ok_or_else(|| {
                         bad("expected host:quorumPort:electionPort[:participant|:observer][;[clientAddress:]clientPort]")
                     })?;
-                    members.push((id, observer, e.line));
+                    if members.iter().any(|(m, _)| m.id == id) {
+                        return Err(bad("this server id is listed twice"));
+                    }
+                    members.push((member, e.line));
                 }
                 k if ACCEPTED_UNUSED.contains(&k) => {
                     tracing::info!(key = %e.key, line = e.line, "setting accepted; standalone Warren does not use it yet")
@@ -341,19 +379,19 @@ impl Config {
                 _ => tracing::warn!(key = %e.key, line = e.line, "unknown setting ignored"),
             }
         }
-        // An ensemble cannot be served yet; running one of its servers standalone would let
-        // each server take writes on its own and split the data, so refuse instead.
-        if let [.., (_, _, line)] = members[..] {
-            let voters = members.iter().filter(|(_, observer, _)| !observer).count();
-            if members.len() > 1 || voters == 0 {
+        // One server line is a standalone server, as in ZooKeeper.
+        if let [.., (_, line)] = members[..] {
+            let voters = members.iter().filter(|(m, _)| !m.observer).count();
+            if voters == 0 {
                 return Err(ConfigError::Line {
                     path: path.into(),
                     line,
-                    message: format!(
-                        "these server.N lines describe an ensemble of {} servers; this version of Warren serves standalone only, and running one member alone would split the data",
-                        members.len()
-                    ),
+                    message: "an ensemble needs at least one voting server (not :observer)".into(),
                 });
+            }
+            if members.len() > 1 {
+                let members = members.into_iter().map(|(m, _)| m).collect();
+                c.ensemble = Some(Ensemble { members, init_limit, sync_limit });
             }
         }
         c.client_port =
@@ -441,19 +479,31 @@ mod tests {
     }
 
     #[test]
-    fn ensembles_and_other_election_algorithms_are_refused() {
+    fn ensembles_are_read_and_bad_members_refused() {
         let one = load("clientPort=2181\nserver.1=localhost:2888:3888\n").unwrap();
         assert_eq!(one.client_port, 2181, "a single member runs standalone, as in ZooKeeper");
-        let e = load(
-            "clientPort=2181\nserver.1=a:2888:3888\nserver.2=b:2888:3888;2181\nserver.3=[::1]:2888:3888:observer\n",
+        assert!(one.ensemble.is_none());
+        let three = load(
+            "clientPort=2181\ninitLimit=7\nsyncLimit=3\nserver.1=a:2888:3888\nserver.2=b:2889:3889;2181\nserver.3=[::1]:2890:3890:observer\n",
         )
-        .unwrap_err()
-        .to_string();
-        assert!(e.starts_with("zoo.cfg:4:") && e.contains("ensemble of 3 servers"), "{e}");
+        .unwrap();
+        let ensemble = three.ensemble.unwrap();
+        assert_eq!((ensemble.init_limit, ensemble.sync_limit), (7, 3));
+        assert_eq!(
+            ensemble.members[2],
+            Member { id: 3, host: "::1".into(), quorum_port: 2890, election_port: 3890, observer: true }
+        );
+        assert_eq!((ensemble.members[1].host.as_str(), ensemble.members[1].quorum_port), ("b", 2889));
+        let e = load("clientPort=2181\nserver.1=a:2888:3888:observer\n").unwrap_err().to_string();
+        assert!(e.starts_with("zoo.cfg:2:") && e.contains("voting"), "{e}");
+        let e = load("clientPort=2181\nserver.1=a:2888:3888\nserver.1=b:2888:3888\n").unwrap_err().to_string();
+        assert!(e.starts_with("zoo.cfg:3:") && e.contains("twice"), "{e}");
         let e = load("clientPort=2181\nserver.1=a:2888\n").unwrap_err().to_string();
         assert!(e.starts_with("zoo.cfg:2: server.1"), "{e}");
         let e = load("clientPort=2181\nserver.x=a:2888:3888\n").unwrap_err().to_string();
         assert!(e.contains("server.<id>"), "{e}");
+        let e = load("clientPort=2181\nsyncLimit=0\n").unwrap_err().to_string();
+        assert!(e.starts_with("zoo.cfg:2: syncLimit"), "{e}");
         let e = load("clientPort=2181\nelectionAlg=0\n").unwrap_err().to_string();
         assert!(e.starts_with("zoo.cfg:2: electionAlg"), "{e}");
         assert!(load("clientPort=2181\nelectionAlg=3\n").is_ok());

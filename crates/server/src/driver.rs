@@ -4,11 +4,13 @@
 //! answers them when the disk thread reports them durable.
 
 use crate::metrics::Metrics;
+use crate::quorum::{FromPeer, Links};
 use crate::stats::{ConnStats, Latency};
 use crate::storage::LogJob;
 use crate::Config;
+use proto::Record;
 use proto::{ConnectResponse, ErrorCode, EventType, ReplyHeader, Response};
-use replica::{ConnId, Input, Output, Replica, SnapshotPart};
+use replica::{ConnId, Input, Output, Replica, Role, SnapshotPart};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,6 +41,17 @@ pub(crate) enum ToDriver {
         reason: String,
     },
     LogHealthy,
+    /// From another server of the ensemble.
+    Peer {
+        from: zab::ServerId,
+        msg: FromPeer,
+    },
+    /// From the snapshot thread, in an ensemble: a snapshot is on disk; ZAB's log before it
+    /// can go, and followers behind it get it.
+    SnapshotSaved {
+        zxid: i64,
+        bytes: Vec<u8>,
+    },
     /// From the admin server: runs on the driver, which owns what the admin commands and
     /// the metrics report; the closure sends its answer back on its own channel.
     Inspect(Box<dyn FnOnce(&mut Driver) + Send>),
@@ -72,8 +85,8 @@ pub(crate) struct Driver {
     /// The clocks as read for the batch of inputs being handled.
     now: Instant,
     now_ms: i64,
-    /// Transactions for the disk thread, sent once per batch of inputs.
-    to_log: Vec<tree::Txn>,
+    /// Log entries for the disk thread, sent once per batch of inputs.
+    to_log: Vec<(i64, Vec<u8>)>,
     to_log_generation: u64,
     log: std::sync::mpsc::Sender<LogJob>,
     /// Why the log last failed, while it is failed.
@@ -81,6 +94,17 @@ pub(crate) struct Driver {
     pub metrics: Arc<Metrics>,
     /// Replies of AuthFailed (`auth_failed_count`).
     pub auth_failed: u64,
+    /// In an ensemble: this server's ZAB peer and its connections to the others.
+    pub replication: Option<Replication>,
+}
+
+/// One server's part in ZAB, driven by the driver: the peer's outputs are carried out
+/// here, in order (epochs saved before anything after them, log writes through the disk
+/// thread, commits into the replica).
+pub(crate) struct Replication {
+    pub peer: zab::Peer,
+    pub links: Links,
+    pub state_dir: std::path::PathBuf,
 }
 
 pub(crate) fn wall_ms() -> i64 {
@@ -110,6 +134,7 @@ impl Driver {
             log_error: None,
             metrics,
             auth_failed: 0,
+            replication: None,
         }
     }
 
@@ -122,6 +147,9 @@ impl Driver {
         let period = Duration::from_millis((self.config.tick_ms as u64 / 4).clamp(10, 500));
         let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // ZAB counts initLimit and syncLimit in ticks of tickTime.
+        let mut zab_ticker = tokio::time::interval(Duration::from_millis(self.config.tick_ms as u64));
+        zab_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
@@ -140,6 +168,10 @@ impl Driver {
                 _ = ticker.tick() => {
                     self.read_clock();
                     self.step(Input::Tick);
+                }
+                _ = zab_ticker.tick(), if self.replication.is_some() => {
+                    self.read_clock();
+                    self.zab(zab::Input::Tick);
                 }
                 // Snapshot chunks are made only when requests are not waiting (`biased`
                 // order) and only as fast as the snapshot thread writes them.
@@ -182,7 +214,14 @@ impl Driver {
             ToDriver::FourLetter { command, addr, reply } => {
                 let _ = reply.send(self.four_letter(command, addr));
             }
+            ToDriver::Logged { zxid } if self.replication.is_some() => self.zab(zab::Input::Persisted { zxid }),
             ToDriver::Logged { zxid } => self.step(Input::Persisted { zxid }),
+            ToDriver::LogFailed { reason } if self.replication.is_some() => {
+                // A member that cannot log must not acknowledge: it leaves the ensemble, which
+                // goes on without it, as ZooKeeper's does.
+                tracing::error!(reason, "the transaction log failed; leaving the ensemble");
+                std::process::exit(1);
+            }
             ToDriver::LogFailed { reason } => {
                 self.log_error = Some(reason);
                 self.step(Input::LogFailed);
@@ -192,13 +231,97 @@ impl Driver {
                 self.step(Input::LogHealthy);
             }
             ToDriver::Inspect(inspect) => inspect(self),
+            ToDriver::Peer { from, msg } => match msg {
+                FromPeer::Zab { stream, msg } => self.zab(zab::Input::Message { from, stream, msg }),
+                FromPeer::Down => self.zab(zab::Input::LinkDown { peer: from }),
+                FromPeer::ToLeader(msg) => self.step(Input::FromFollower { from: from.0, msg }),
+                FromPeer::ToFollower(msg) => self.step(Input::FromLeader(msg)),
+            },
+            ToDriver::SnapshotSaved { zxid, bytes } => self.zab(zab::Input::Compact { zxid, snapshot: bytes }),
         }
+    }
+
+    /// Joins the ensemble: the replica serves nobody until ZAB makes it a leader or a
+    /// synchronized follower.
+    pub fn start_replication(&mut self, replication: Replication) {
+        self.replication = Some(replication);
+        self.step(Input::RoleChanged(Role::Looking));
+        // The peer's first election notifications.
+        self.zab(zab::Input::Tick);
+    }
+
+    /// Steps the ZAB peer and carries out what it asks, in order.
+    fn zab(&mut self, input: zab::Input) {
+        let Some(replication) = self.replication.as_mut() else { return };
+        let outputs = replication.peer.step(input);
+        for output in outputs {
+            let Some(replication) = self.replication.as_mut() else { return };
+            match output {
+                zab::Output::Send { to, stream, msg } => replication.links.send_zab(to, stream, &msg),
+                zab::Output::Append { entries } => {
+                    self.to_log.extend(entries.into_iter().map(|e| (e.zxid, e.data)));
+                }
+                zab::Output::Truncate { after } => {
+                    self.flush_log();
+                    let _ = self.log.send(LogJob::Truncate { after });
+                }
+                zab::Output::SaveEpochs { accepted, current } => {
+                    let epochs = wal::epochs::Epochs { accepted, current };
+                    if let Err(e) = wal::epochs::write(&wal::OsDisk, &replication.state_dir, epochs) {
+                        // Going on could forget a promise made to a leader.
+                        tracing::error!(error = %e, "cannot save the epochs; leaving the ensemble");
+                        std::process::exit(1);
+                    }
+                }
+                zab::Output::Deliver { entry } => match tree::Txn::from_bytes(&entry.data) {
+                    Ok(txn) => self.step(Input::Committed { txn }),
+                    Err(e) => {
+                        tracing::error!(zxid = format_args!("{:#x}", entry.zxid), error = %e, "a committed transaction does not decode; leaving the ensemble");
+                        std::process::exit(1);
+                    }
+                },
+                zab::Output::InstallSnapshot { zxid, snapshot } => self.install_snapshot(zxid, &snapshot),
+                // The log files before a snapshot go with purging, as in standalone.
+                zab::Output::CompactLog { .. } => {}
+                zab::Output::Rejected { .. } => tracing::info!("a write reached a leader that is stepping down"),
+                zab::Output::Role { state, epoch } => {
+                    let peer = &replication.peer;
+                    let role = if peer.is_established_leader() {
+                        Role::Leading { epoch }
+                    } else if peer.is_serving() {
+                        Role::Following
+                    } else {
+                        Role::Looking
+                    };
+                    tracing::info!(?state, epoch, ?role, "ZAB state");
+                    self.step(Input::RoleChanged(role));
+                }
+            }
+        }
+    }
+
+    /// A follower behind the leader's log takes the leader's snapshot: it goes to disk like
+    /// one of ours, replaces the replica's state, and the log starts again after it.
+    /// A crash before the log is reset leaves the old log beside the new snapshot; that is
+    /// harmless: the leader sends a snapshot only to a follower whose whole log is at or
+    /// before the snapshot's zxid, and recovery reads only what follows the snapshot.
+    fn install_snapshot(&mut self, zxid: i64, bytes: &[u8]) {
+        let dir = crate::storage::snapshot_dir(&self.config);
+        let installed = crate::storage::install_snapshot(&dir, zxid, bytes)
+            .and_then(|snapshot| self.replica.restore_snapshot(zxid, snapshot.chunks()).map_err(|e| e.to_string()));
+        if let Err(e) = installed {
+            tracing::error!(zxid = format_args!("{zxid:#x}"), error = %e, "cannot install the leader's snapshot; leaving the ensemble");
+            std::process::exit(1);
+        }
+        tracing::info!(zxid = format_args!("{zxid:#x}"), nodes = self.replica.tree().node_count(), "installed the leader's snapshot");
+        self.to_log.clear();
+        let _ = self.log.send(LogJob::Reset { after: zxid });
     }
 
     /// Hands the batch's transactions to the disk thread in one message.
     fn flush_log(&mut self) {
         if !self.to_log.is_empty() {
-            let job = LogJob { generation: self.to_log_generation, txns: std::mem::take(&mut self.to_log) };
+            let job = LogJob::Append { generation: self.to_log_generation, entries: std::mem::take(&mut self.to_log) };
             // The disk thread lives as long as the process; if it is gone, writes simply stay pending.
             let _ = self.log.send(job);
         }
@@ -214,13 +337,32 @@ impl Driver {
         let (now, now_ms) = (self.now, self.now_ms);
         for output in self.replica.step(now_ms, input) {
             let (conn, message) = match output {
+                Output::Append { txn } if self.replication.is_some() => {
+                    self.zab(zab::Input::Propose { data: txn.to_bytes() });
+                    continue;
+                }
                 Output::Append { txn } => {
                     let generation = self.replica.log_generation();
                     if generation != self.to_log_generation {
                         self.flush_log();
                         self.to_log_generation = generation;
                     }
-                    self.to_log.push(txn);
+                    self.to_log.push((txn.zxid, txn.to_bytes()));
+                    continue;
+                }
+                Output::ToLeader(msg) => {
+                    if let Some(r) = &self.replication {
+                        match r.peer.leader() {
+                            Some(leader) => r.links.send_to_leader(leader, &msg),
+                            None => tracing::debug!("no leader to forward to"),
+                        }
+                    }
+                    continue;
+                }
+                Output::ToFollower { to, msg } => {
+                    if let Some(r) = &self.replication {
+                        r.links.send_to_follower(zab::ServerId(to), &msg);
+                    }
                     continue;
                 }
                 Output::Connected { conn, response } => (conn, Outbound::Connected(response)),

@@ -8,6 +8,7 @@
 use crate::config::{Config, VERSION};
 use crate::driver::{wall_ms, Driver};
 use crate::stats::Latency;
+use replica::Role;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -106,6 +107,8 @@ pub(crate) struct ServerStats {
     pub node_count: usize,
     pub uptime_ms: u64,
     pub auth_failed: u64,
+    /// `standalone`, `leader`, `follower`, `observer` (or `looking`).
+    pub state: &'static str,
 }
 
 /// One client connection as `cons` shows it.
@@ -195,13 +198,32 @@ pub fn java_date(ms: i64) -> String {
     }
 }
 
+/// ZooKeeper's answer to most four-letter words between leaders.
+pub(crate) const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
+
 impl Driver {
+    /// `Mode:` of srvr and stat, `server_state` of mntr and the admin server.
+    pub(crate) fn server_state(&self) -> &'static str {
+        match self.replica.role() {
+            Role::Standalone => "standalone",
+            Role::Leading { .. } => "leader",
+            Role::Following if self.replication.as_ref().is_some_and(|r| r.peer.is_observer()) => "observer",
+            Role::Following => "follower",
+            Role::Looking => "looking",
+        }
+    }
+
     pub(crate) fn four_letter(&mut self, command: &str, asker: SocketAddr) -> String {
         if !self.config.four_letter_whitelist.allows(command) {
             return format!("{command} is not executed because it is not in the whitelist.\n");
         }
+        if !self.replica.role().is_serving() && !matches!(command, "ruok" | "envi" | "isro") {
+            return NOT_SERVING.into();
+        }
         match command {
             "ruok" => "imok".into(),
+            // ZooKeeper's answer while it has no server running (between leaders).
+            "isro" if !self.replica.role().is_serving() => "null".into(),
             "isro" => "rw".into(),
             "srvr" => self.srvr(None),
             "stat" => self.srvr(Some(asker)),
@@ -243,6 +265,7 @@ impl Driver {
             node_count: self.replica.tree().node_count(),
             uptime_ms: self.started.elapsed().as_millis() as u64,
             auth_failed: self.auth_failed,
+            state: self.server_state(),
         }
     }
 
@@ -285,7 +308,7 @@ impl Driver {
         let int = |v: u64| Stat::Int(v as i64);
         let mut rows: Vec<(&'static str, Stat)> = vec![
             ("version", Stat::Text(VERSION.into())),
-            ("server_state", Stat::Text("standalone".into())),
+            ("server_state", Stat::Text(self.server_state().into())),
             ("avg_latency", Stat::Float(l.avg())),
             ("max_latency", int(l.max())),
             ("min_latency", int(l.min())),
@@ -304,6 +327,14 @@ impl Driver {
             ("auth_failed_count", int(self.auth_failed)),
         ];
         rows.extend(self.metrics.monitor_rows());
+        // A leader's view of its followers, under ZooKeeper's names.
+        if let (Role::Leading { .. }, Some(r)) = (self.replica.role(), &self.replication) {
+            let (followers, synced) = r.peer.followers();
+            rows.push(("learners", int(followers as u64)));
+            rows.push(("synced_followers", int(synced as u64)));
+            rows.push(("pending_syncs", int(0)));
+            rows.push(("followers", int(followers as u64)));
+        }
         // Warren's own: whether writes can be made durable, and why not.
         rows.push(("warren_log_healthy", int(u64::from(self.replica.log_healthy()))));
         if let Some(reason) = &self.log_error {
@@ -338,7 +369,7 @@ impl Driver {
         let l = &st.latency;
         let _ = write!(
             s,
-            "Latency min/avg/max: {}/{}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: {:#x}\nMode: standalone\nNode count: {}\n",
+            "Latency min/avg/max: {}/{}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: {:#x}\nMode: {}\nNode count: {}\n",
             l.min(),
             java_double(l.avg()),
             l.max(),
@@ -347,6 +378,7 @@ impl Driver {
             st.connections + 1,
             st.outstanding,
             st.zxid,
+            self.server_state(),
             st.node_count
         );
         s

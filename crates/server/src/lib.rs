@@ -14,6 +14,7 @@ mod conn;
 mod driver;
 mod four_letter;
 mod metrics;
+mod quorum;
 mod stats;
 pub mod storage;
 
@@ -58,16 +59,50 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     };
     let mut replica = replica::Replica::new(replica_config, driver::wall_ms(), rand_core::OsRng.next_u64());
     let recovering = config.clone();
-    let (replica, wal) =
-        tokio::task::spawn_blocking(move || storage::recover(&recovering, &mut replica).map(|wal| (replica, wal)))
-            .await
-            .map_err(std::io::Error::other)??;
+    let (replica, recovered) = tokio::task::spawn_blocking(move || {
+        storage::recover(&recovering, &mut replica).map(|recovered| (replica, recovered))
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    let storage::Recovered { wal, unapplied, snapshot } = recovered;
     let (driver_tx, driver_rx) = mpsc::channel(4096);
     let (log_tx, log_rx) = std::sync::mpsc::channel();
     storage::spawn_disk_thread(wal, log_rx, driver_tx.clone(), metrics.clone())?;
     let (snapshot_tx, snapshot_rx) = mpsc::channel(4);
-    storage::spawn_snapshot_thread(config.clone(), snapshot_rx, metrics.clone())?;
-    tokio::spawn(driver::Driver::new(config.clone(), replica, log_tx, metrics.clone()).run(driver_rx, snapshot_tx));
+    let saved = config.ensemble.as_ref().map(|_| driver_tx.clone());
+    storage::spawn_snapshot_thread(config.clone(), snapshot_rx, metrics.clone(), saved)?;
+    let mut driver = driver::Driver::new(config.clone(), replica, log_tx, metrics.clone());
+    if let Some(ensemble) = &config.ensemble {
+        let state_dir = config.data_dir.join("warren");
+        let epochs = wal::epochs::read(&wal::OsDisk, &state_dir).map_err(std::io::Error::other)?;
+        let durable = zab::Durable {
+            accepted_epoch: epochs.accepted,
+            current_epoch: epochs.current,
+            snapshot,
+            log: unapplied.into_iter().map(|(zxid, data)| zab::Entry { zxid, data }).collect(),
+        };
+        let zab_config = zab::Config {
+            id: zab::ServerId(config.server_id as u64),
+            voters: ensemble.members.iter().filter(|m| !m.observer).map(|m| zab::ServerId(m.id)).collect(),
+            init_limit: ensemble.init_limit,
+            sync_limit: ensemble.sync_limit,
+            // Different at every start, so that peers tell this run's stream from the last.
+            incarnation: driver::wall_ms() as u64,
+            counter_limit: u32::MAX - 1,
+        };
+        tracing::info!(
+            id = config.server_id,
+            members = ensemble.members.len(),
+            accepted_epoch = epochs.accepted,
+            current_epoch = epochs.current,
+            last_zxid = format_args!("{:#x}", durable.log.last().map_or(driver.replica.applied_zxid(), |e| e.zxid)),
+            "joining the ensemble"
+        );
+        let peer = zab::Peer::new(zab_config, durable, driver.replica.applied_zxid());
+        let links = quorum::start(config.server_id as u64, ensemble, driver_tx.clone()).await?;
+        driver.start_replication(driver::Replication { peer, links, state_dir });
+    }
+    tokio::spawn(driver.run(driver_rx, snapshot_tx));
     http.spawn(config.clone(), driver_tx.clone(), metrics.clone());
     let (closed_tx, mut closed_rx) = mpsc::unbounded_channel::<IpAddr>();
     let mut per_address: HashMap<IpAddr, usize> = HashMap::new();

@@ -19,7 +19,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tree::Txn;
 use wal::snapshot::{self, SnapshotWriter};
-use wal::{OsDisk, Wal, WalError, WalOptions};
+use wal::{Disk, OsDisk, Wal, WalError, WalOptions};
 
 #[derive(Debug, Error)]
 pub enum RecoverError {
@@ -36,10 +36,22 @@ pub enum RecoverError {
 /// What a failed log must be able to write again before it takes writes.
 const PROBE_BYTES: usize = 256 << 10;
 
-/// Transactions for the disk thread, all prepared under one log generation.
-pub(crate) struct LogJob {
-    pub generation: u64,
-    pub txns: Vec<Txn>,
+/// Work for the disk thread, done in the order sent.
+pub(crate) enum LogJob {
+    /// Log entries, all prepared under one log generation.
+    Append { generation: u64, entries: Vec<(i64, Vec<u8>)> },
+    /// In an ensemble: the leader said to drop everything after `after`.
+    Truncate { after: i64 },
+    /// In an ensemble: a snapshot from the leader at `after` replaces the whole log.
+    Reset { after: i64 },
+}
+
+/// What recovery found: the log, opened for appending, and in an ensemble the entries
+/// after the snapshot (they are ZAB's to commit, not yet applied) and the snapshot itself.
+pub(crate) struct Recovered {
+    pub wal: Wal<OsDisk>,
+    pub unapplied: Vec<(i64, Vec<u8>)>,
+    pub snapshot: Option<(i64, Vec<u8>)>,
 }
 
 pub fn log_dir(config: &Config) -> PathBuf {
@@ -59,8 +71,10 @@ fn wal_options(config: &Config) -> WalOptions {
 }
 
 /// Loads the newest snapshot that verifies (setting damaged ones aside), then replays the
-/// log after it.
-pub(crate) fn recover(config: &Config, replica: &mut Replica) -> Result<Wal<OsDisk>, RecoverError> {
+/// log after it. In an ensemble the log is not replayed: it may hold proposals that were
+/// never committed, which the leader may cut (TRUNC); ZAB delivers what commits.
+pub(crate) fn recover(config: &Config, replica: &mut Replica) -> Result<Recovered, RecoverError> {
+    let ensemble = config.ensemble.is_some();
     let started = Instant::now();
     snapshot::remove_unfinished(&OsDisk, &snapshot_dir(config))?;
     let snapshots = snapshot::list(&OsDisk, &snapshot_dir(config))?;
@@ -71,6 +85,7 @@ pub(crate) fn recover(config: &Config, replica: &mut Replica) -> Result<Wal<OsDi
         let (dir, options) = (dir.clone(), wal_options(config));
         std::thread::spawn(move || Wal::open(OsDisk, &dir, options, newest))
     };
+    let mut loaded_snapshot = None;
     for (zxid, path) in snapshots {
         let loaded = match snapshot::read_verified(&OsDisk, &path) {
             Ok(snapshot) => replica.restore_snapshot(zxid, snapshot.chunks()).map_err(|e| e.to_string()),
@@ -80,6 +95,10 @@ pub(crate) fn recover(config: &Config, replica: &mut Replica) -> Result<Wal<OsDi
         match loaded {
             Ok(()) => {
                 tracing::info!(file = %path.display(), zxid = format_args!("{zxid:#x}"), nodes = replica.tree().node_count(), "loaded snapshot");
+                if ensemble {
+                    let bytes = OsDisk.read(&path).map_err(|source| WalError::Io { op: "reading", path: path.clone(), source })?;
+                    loaded_snapshot = Some((zxid, bytes));
+                }
                 break;
             }
             Err(reason) => {
@@ -98,12 +117,22 @@ pub(crate) fn recover(config: &Config, replica: &mut Replica) -> Result<Wal<OsDi
         drop(wal);
         Wal::open(OsDisk, &dir, wal_options(config), after)?
     };
-    if let Some(&(first, _)) = recovery.entries.first() {
+    // Zxids are consecutive within an epoch only; an ensemble's log spans epochs.
+    if let Some(&(first, _)) = recovery.entries.first().filter(|_| !ensemble) {
         if first != after + 1 {
             return Err(RecoverError::Gap { after, first });
         }
     }
     let count = recovery.entries.len();
+    if ensemble {
+        tracing::info!(
+            entries = count,
+            zxid = format_args!("{:#x}", replica.applied_zxid()),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "recovered the snapshot; the log waits for the ensemble"
+        );
+        return Ok(Recovered { wal, unapplied: recovery.entries, snapshot: loaded_snapshot });
+    }
     let txns = recovery
         .entries
         .into_iter()
@@ -127,7 +156,16 @@ pub(crate) fn recover(config: &Config, replica: &mut Replica) -> Result<Wal<OsDi
             "forceSync=no: writes are acknowledged before they are on disk and may be lost in a power failure"
         );
     }
-    Ok(wal)
+    Ok(Recovered { wal, unapplied: Vec::new(), snapshot: None })
+}
+
+/// Writes a snapshot received from the leader into the snapshot directory and reads it
+/// back verified.
+pub(crate) fn install_snapshot(dir: &std::path::Path, zxid: i64, bytes: &[u8]) -> Result<snapshot::Snapshot, String> {
+    let path = dir.join(snapshot::snapshot_name(zxid));
+    OsDisk.create_dir_all(dir).map_err(|e| e.to_string())?;
+    OsDisk.write_atomic(&path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    snapshot::read_verified(&OsDisk, &path).map_err(|e| e.to_string())
 }
 
 /// Runs the disk thread until the driver goes away.
@@ -140,15 +178,25 @@ pub(crate) fn spawn_disk_thread(
     std::thread::Builder::new().name("warren-disk".into()).spawn(move || {
         // Jobs of this generation or older were prepared before a failure: they are void.
         let mut void_up_to: Option<u64> = None;
-        while let Ok(first) = jobs.recv() {
+        let mut next: Option<LogJob> = None;
+        while let Some(first) = next.take().or_else(|| jobs.recv().ok()) {
             let mut batch = Vec::new();
             let mut generation = 0;
             for job in std::iter::once(first).chain(std::iter::from_fn(|| jobs.try_recv().ok())) {
-                if void_up_to.is_some_and(|g| job.generation <= g) {
-                    continue;
+                match job {
+                    LogJob::Append { generation: g, .. } if void_up_to.is_some_and(|void| g <= void) => {}
+                    LogJob::Append { generation: g, entries } => {
+                        generation = generation.max(g);
+                        batch.extend(entries);
+                    }
+                    // The batch before it is written first.
+                    other if !batch.is_empty() => {
+                        next = Some(other);
+                        break;
+                    }
+                    LogJob::Truncate { after } => cut(&mut wal, after, |w| w.truncate_after(after)),
+                    LogJob::Reset { after } => cut(&mut wal, after, |w| w.reset(after)),
                 }
-                generation = generation.max(job.generation);
-                batch.extend(job.txns.iter().map(|t| (t.zxid, t.to_bytes())));
             }
             let Some(&(last, _)) = batch.last() else { continue };
             let started = Instant::now();
@@ -187,6 +235,18 @@ pub(crate) fn spawn_disk_thread(
     })
 }
 
+/// Truncating or resetting the log for the leader: failing it would leave a history the
+/// leader does not have, so the server leaves the ensemble instead.
+fn cut(wal: &mut Wal<OsDisk>, after: i64, f: impl FnOnce(&mut Wal<OsDisk>) -> Result<(), WalError>) {
+    match f(wal) {
+        Ok(()) => tracing::info!(after = format_args!("{after:#x}"), "log cut for the leader"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot cut the log as the leader asks; leaving the ensemble");
+            std::process::exit(1);
+        }
+    }
+}
+
 /// Snapshots are written at most this fast.
 const SNAPSHOT_BYTES_PER_SECOND: u64 = 64 << 20;
 
@@ -197,12 +257,17 @@ pub(crate) fn spawn_snapshot_thread(
     config: Arc<Config>,
     mut parts: mpsc::Receiver<SnapshotPart>,
     metrics: Arc<Metrics>,
+    // In an ensemble: told of finished snapshots (see below).
+    saved: Option<mpsc::Sender<ToDriver>>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("warren-snapshot".into()).spawn(move || {
         let dir = snapshot_dir(&config);
         let mut writer: Option<(SnapshotWriter<OsDisk>, Instant)> = None;
         let mut last_purge = Instant::now();
         let mut written = 0u64;
+        // ZAB's log is compacted to the snapshot before the newest, so that a follower a
+        // little behind is still brought up by DIFF; only one further behind gets a SNAP.
+        let mut previous: Option<(i64, PathBuf)> = None;
         while let Some(part) = parts.blocking_recv() {
             if part.first {
                 if let Some((stale, _)) = writer.take() {
@@ -247,7 +312,15 @@ pub(crate) fn spawn_snapshot_thread(
                             bytes,
                             elapsed_ms = started.elapsed().as_millis() as u64,
                             "snapshot written"
-                        )
+                        );
+                        if let (Some(driver), Some((zxid, older))) = (&saved, previous.replace((part.zxid, path))) {
+                            match OsDisk.read(&older) {
+                                Ok(bytes) => {
+                                    let _ = driver.blocking_send(ToDriver::SnapshotSaved { zxid, bytes });
+                                }
+                                Err(e) => tracing::error!(error = %e, "cannot read back the snapshot"),
+                            }
+                        }
                     }
                     Err(e) => tracing::error!(error = %e, "snapshot failed"),
                 }

@@ -390,6 +390,13 @@ impl Sim {
             if self.chance(self.faults.crash) {
                 let id = ids[self.below(ids.len() as u64) as usize];
                 self.crash(id);
+                // Connections to a crashed process usually break at once (and TCP says so);
+                // sometimes they only go quiet (a partition, a hung machine).
+                for other in ids.iter().copied().filter(|o| *o != id) {
+                    if self.chance(500) {
+                        self.step(other, Input::LinkDown { peer: id })?;
+                    }
+                }
             }
             for id in ids.clone() {
                 if self.nodes[&id].peer.is_none() && self.chance(50) {

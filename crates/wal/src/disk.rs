@@ -20,6 +20,8 @@ pub trait Disk: Send + 'static {
     fn open(&self, path: &Path) -> io::Result<Self::File>;
     /// Renames durably (the directory is fsynced).
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes durably (the directory is fsynced), so that a removed segment cannot come
+    /// back after a crash behind entries appended since.
     fn remove(&self, path: &Path) -> io::Result<()>;
 }
 
@@ -91,7 +93,8 @@ impl Disk for OsDisk {
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
-        std::fs::remove_file(path)
+        std::fs::remove_file(path)?;
+        sync_dir(&parent(path))
     }
 }
 

@@ -15,7 +15,12 @@
 //! # Log format
 //!
 //! The log is a sequence of segment files in one directory, named `log.<zxid>` after the
-//! first zxid they hold (16 lowercase hex digits, so that names sort as zxids do).
+//! first zxid they hold (16 lowercase hex digits, so that names sort as zxids do). Zxids
+//! increase through the log, but not by one: ZAB's `epoch << 32 | counter` jumps at each
+//! new epoch. A segment holds no zxid below its name and none from the next segment's name
+//! on; purging and truncation rely on that alone. So a segment left without a batch (a
+//! crash or a failed write right after it was started) is removed by recovery and by
+//! repair: the next zxid may be below its name.
 //!
 //! ```text
 //! segment  = header batch* zero*
@@ -34,6 +39,14 @@
 //! for the fsync): it is cut and reported. If anything else follows it, the log is damaged
 //! in the middle, and recovery stops with an error naming the file and offset.
 //!
+//! A follower cuts the end of its log ([`Wal::truncate_after`]): the segments after the cut
+//! are removed, newest first, then the segment holding it is rewritten with the batches
+//! before it byte for byte and, if the cut splits a batch, that batch re-encoded with the
+//! entries it keeps; the rewrite replaces the old segment atomically. A crash midway thus
+//! leaves a prefix of the old log that holds every entry up to the cut, never a hole. A
+//! follower sent a snapshot instead discards its whole log ([`Wal::reset`]), newest segment
+//! first.
+//!
 //! # Snapshot format
 //!
 //! Snapshots live in their own directory, named `snapshot.<zxid>` after the last
@@ -51,10 +64,18 @@
 //! is valid only if every chunk verifies and the end record matches; one that does not is
 //! renamed `*.broken` (kept for inspection, never deleted) and the previous one is used.
 //!
-//! New files (segments, snapshots) are written under a temporary name, fsynced, renamed,
-//! and the directory is fsynced, so a crash leaves either the whole file or none of it.
+//! New and rewritten files (segments, snapshots) are written under a temporary name,
+//! fsynced, renamed, and the directory is fsynced, so a crash leaves either the whole file
+//! or none of it. Removals fsync the directory too.
+//!
+//! # Epochs
+//!
+//! A ZAB server's accepted and current epochs ([`epochs`]) are kept as ZooKeeper keeps
+//! them: files `acceptedEpoch` and `currentEpoch` holding the number in decimal text (no
+//! line end), each replaced atomically, `acceptedEpoch` first.
 
 mod disk;
+pub mod epochs;
 mod log;
 pub mod mem;
 mod purge;

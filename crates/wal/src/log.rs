@@ -92,9 +92,18 @@ fn be_i64(b: &[u8]) -> i64 {
     i64::from_be_bytes(a)
 }
 
+fn encode_header(first_zxid: i64) -> Vec<u8> {
+    let mut header = Vec::with_capacity(HEADER_BYTES as usize);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&VERSION.to_be_bytes());
+    header.extend_from_slice(&0u32.to_be_bytes());
+    header.extend_from_slice(&first_zxid.to_be_bytes());
+    header
+}
+
 /// Encodes one batch (one group commit).
-fn encode_batch(entries: &[(i64, Vec<u8>)]) -> Vec<u8> {
-    let body_len: usize = 4 + entries.iter().map(|(_, p)| 12 + p.len()).sum::<usize>();
+fn encode_batch<P: AsRef<[u8]>>(entries: &[(i64, P)]) -> Vec<u8> {
+    let body_len: usize = 4 + entries.iter().map(|(_, p)| 12 + p.as_ref().len()).sum::<usize>();
     let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + body_len);
     let len = (body_len as u32).to_be_bytes();
     out.extend_from_slice(&len);
@@ -103,6 +112,7 @@ fn encode_batch(entries: &[(i64, Vec<u8>)]) -> Vec<u8> {
     out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
     for (zxid, payload) in entries {
         out.extend_from_slice(&zxid.to_be_bytes());
+        let payload = payload.as_ref();
         out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
         out.extend_from_slice(payload);
     }
@@ -126,11 +136,10 @@ fn split_body(body: &[u8]) -> Option<Vec<(i64, &[u8])>> {
     (at == body.len()).then_some(entries)
 }
 
-/// Collects the entries recovery returns, checking zxid order over all of them.
-struct Collector {
-    after_zxid: i64,
-    last_zxid: i64,
-    entries: Vec<(i64, Vec<u8>)>,
+/// A whole, valid batch of a segment: where it starts, and its entries.
+struct Batch<'a> {
+    at: usize,
+    entries: Vec<(i64, &'a [u8])>,
 }
 
 /// The index of the first non-zero byte; word at a time, since most of a segment is
@@ -151,7 +160,15 @@ enum Scan {
     Torn { end: u64, bytes: u64 },
 }
 
-fn scan_segment(path: &Path, data: &[u8], collector: &mut Collector) -> Result<Scan, WalError> {
+/// Reads a segment's valid batches into `batches`. Zxids must increase (not by one: ZAB's
+/// jump at each new epoch) from `last_zxid`, the last one before this segment, which is
+/// advanced.
+fn scan_segment<'a>(
+    path: &Path,
+    data: &'a [u8],
+    last_zxid: &mut i64,
+    batches: &mut Vec<Batch<'a>>,
+) -> Result<Scan, WalError> {
     let corrupt =
         |offset: u64, reason: &str| WalError::Corrupt { path: path.to_owned(), offset, reason: reason.to_owned() };
     if data.len() < HEADER_BYTES as usize || &data[..8] != MAGIC {
@@ -197,17 +214,14 @@ fn scan_segment(path: &Path, data: &[u8], collector: &mut Collector) -> Result<S
             return Ok(Scan::Torn { end: at as u64, bytes });
         }
         let body = &rest[BATCH_HEADER_BYTES..BATCH_HEADER_BYTES + len as usize];
-        let batch = split_body(body).ok_or_else(|| corrupt(at as u64, "malformed batch"))?;
-        for (zxid, payload) in batch {
-            if zxid <= collector.last_zxid {
+        let entries = split_body(body).ok_or_else(|| corrupt(at as u64, "malformed batch"))?;
+        for (zxid, _) in &entries {
+            if *zxid <= *last_zxid {
                 return Err(corrupt(at as u64, "zxids out of order"));
             }
-            collector.last_zxid = zxid;
-            // Entries a snapshot already holds are checked, not copied.
-            if zxid > collector.after_zxid {
-                collector.entries.push((zxid, payload.to_vec()));
-            }
+            *last_zxid = *zxid;
         }
+        batches.push(Batch { at, entries });
         at += BATCH_HEADER_BYTES + len as usize;
     }
 }
@@ -231,13 +245,18 @@ impl<D: Disk> Wal<D> {
     pub fn open(disk: D, dir: &Path, options: WalOptions, after_zxid: i64) -> Result<(Wal<D>, Recovery), WalError> {
         disk.create_dir_all(dir).map_err(io("creating", dir))?;
         let segments = list_segments(&disk, dir)?;
-        let mut collector = Collector { after_zxid, last_zxid: 0, entries: Vec::new() };
+        let (mut last_zxid, mut entries) = (0, Vec::new());
         let mut cut = None;
         let mut open_segment = None;
         let last = segments.len().saturating_sub(1);
         for (i, (_, path)) in segments.into_iter().enumerate() {
             let data = disk.read(&path).map_err(io("reading", &path))?;
-            let end = match scan_segment(&path, &data, &mut collector)? {
+            let mut batches = Vec::new();
+            let scan = scan_segment(&path, &data, &mut last_zxid, &mut batches)?;
+            // Entries a snapshot already holds are checked, not copied.
+            let unapplied = batches.into_iter().flat_map(|b| b.entries).filter(|(zxid, _)| *zxid > after_zxid);
+            entries.extend(unapplied.map(|(zxid, payload)| (zxid, payload.to_vec())));
+            let end = match scan {
                 Scan::Clean { end } => end,
                 Scan::Torn { end, bytes } if i == last => {
                     let mut file = disk.open(&path).map_err(io("opening", &path))?;
@@ -255,13 +274,16 @@ impl<D: Disk> Wal<D> {
                     })
                 }
             };
-            // Appends continue in the last segment while it has room.
-            if i == last && end < options.segment_bytes {
+            if i == last && end == HEADER_BYTES {
+                // Not a batch in it (a crash before its first fsync): it goes, as the next
+                // zxid may be below its name, and no zxid in a segment may be.
+                disk.remove(&path).map_err(io("removing", &path))?;
+            } else if i == last && end < options.segment_bytes {
+                // Appends continue in the last segment while it has room.
                 let file = disk.open(&path).map_err(io("opening", &path))?;
                 open_segment = Some(Segment { file, path, end });
             }
         }
-        let Collector { last_zxid, entries, .. } = collector;
         let wal = Wal { disk, dir: dir.to_owned(), options, segment: open_segment, last_zxid };
         Ok((wal, Recovery { entries, cut, last_zxid }))
     }
@@ -275,16 +297,99 @@ impl<D: Disk> Wal<D> {
         if let Some(old) = self.segment.as_mut() {
             old.file.sync().map_err(io("fsyncing", &old.path))?;
         }
-        let path = self.dir.join(segment_name(first_zxid));
-        let mut header = Vec::with_capacity(HEADER_BYTES as usize);
-        header.extend_from_slice(MAGIC);
-        header.extend_from_slice(&VERSION.to_be_bytes());
-        header.extend_from_slice(&0u32.to_be_bytes());
-        header.extend_from_slice(&first_zxid.to_be_bytes());
-        self.disk.write_atomic(&path, &header).map_err(io("creating", &path))?;
+        self.publish(self.dir.join(segment_name(first_zxid)), &encode_header(first_zxid))
+    }
+
+    /// Makes `contents` (a header and whole batches) the segment at `path`, atomically and
+    /// durably, replacing any file there, and appends after them.
+    fn publish(&mut self, path: PathBuf, contents: &[u8]) -> Result<(), WalError> {
+        self.disk.write_atomic(&path, contents).map_err(io("writing", &path))?;
         let mut file = self.disk.open(&path).map_err(io("opening", &path))?;
-        file.set_len(HEADER_BYTES + self.options.preallocate_bytes).map_err(io("preallocating", &path))?;
-        self.segment = Some(Segment { file, path, end: HEADER_BYTES });
+        let end = contents.len() as u64;
+        let preallocated = end.max(HEADER_BYTES + self.options.preallocate_bytes);
+        file.set_len(preallocated).map_err(io("preallocating", &path))?;
+        self.segment = Some(Segment { file, path, end });
+        Ok(())
+    }
+
+    /// Durably removes every entry after `zxid` (a follower dropping what the leader does
+    /// not have); appends continue after the last entry kept, which [`Wal::last_zxid`]
+    /// then returns (0 if none is). A `zxid` at or after the last entry changes nothing.
+    ///
+    /// Segments that start after `zxid` are removed, newest first; then the segment
+    /// holding the cut point, if it holds anything after `zxid`, is rewritten without it
+    /// and atomically replaces the old one (a batch split by the cut is re-encoded with the
+    /// entries up to `zxid`). So a crash, or an error, leaves either the result or the old
+    /// log without some of its newest segments: a prefix of the old log, holding every
+    /// entry up to `zxid`, which recovery reads as valid. Call it again after a restart or
+    /// an error before appending.
+    pub fn truncate_after(&mut self, zxid: i64) -> Result<(), WalError> {
+        if zxid >= self.last_zxid {
+            return Ok(());
+        }
+        // Its file is about to be removed or replaced; appends reopen the survivor.
+        self.segment = None;
+        for (first, path) in list_segments(&self.disk, &self.dir)?.into_iter().rev() {
+            // A segment holds no zxid below its name, so those after `zxid` go whole.
+            if first <= zxid {
+                if let Some(last_kept) = self.cut_segment(path.clone(), zxid)? {
+                    self.last_zxid = last_kept;
+                    return Ok(());
+                }
+            }
+            self.disk.remove(&path).map_err(io("removing", &path))?;
+        }
+        self.last_zxid = 0;
+        Ok(())
+    }
+
+    /// Cuts the segment at `path` after `zxid` and appends after what it keeps: the last
+    /// zxid kept, or `None` if it keeps nothing (and must go).
+    fn cut_segment(&mut self, path: PathBuf, zxid: i64) -> Result<Option<i64>, WalError> {
+        let data = self.disk.read(&path).map_err(io("reading", &path))?;
+        let mut batches = Vec::new();
+        let (end, clean) = match scan_segment(&path, &data, &mut 0, &mut batches)? {
+            Scan::Clean { end } => (end, true),
+            // A write that failed and was not repaired; nothing of it is kept.
+            Scan::Torn { end, .. } => (end, false),
+        };
+        // Zxids increase through the segment (the scan checked), so what is kept is a prefix.
+        let zxids = batches.iter().flat_map(|b| &b.entries).map(|(z, _)| *z);
+        let Some(last_kept) = zxids.take_while(|z| *z <= zxid).last() else { return Ok(None) };
+        let whole = batches.iter().take_while(|b| b.entries.iter().all(|(z, _)| *z <= zxid)).count();
+        let (kept_bytes, split): (usize, Vec<(i64, &[u8])>) = match batches.get(whole) {
+            None if clean => {
+                let file = self.disk.open(&path).map_err(io("opening", &path))?;
+                self.segment = Some(Segment { file, path, end });
+                return Ok(Some(last_kept));
+            }
+            None => (end as usize, Vec::new()),
+            Some(b) => (b.at, b.entries.iter().copied().take_while(|(z, _)| *z <= zxid).collect()),
+        };
+        // The whole batches are kept byte for byte. A crash before the rename leaves the old
+        // file (and a temporary one, which is not a segment).
+        let mut contents = data[..kept_bytes].to_vec();
+        if !split.is_empty() {
+            contents.extend_from_slice(&encode_batch(&split));
+        }
+        self.publish(path, &contents)?;
+        Ok(Some(last_kept))
+    }
+
+    /// Discards the whole log, which a snapshot at `after_zxid` replaces (a follower that
+    /// received the leader's snapshot): every segment is removed, newest first, the next
+    /// append starts a new one, and [`Wal::last_zxid`] returns `after_zxid`.
+    ///
+    /// A crash or an error midway leaves the oldest segments, a prefix of the old log, and
+    /// [`Wal::open`] with `after_zxid` skips what of it the snapshot holds. So that none of
+    /// it can be replayed over the snapshot, a log that may hold entries after `after_zxid`
+    /// must be cut with [`Wal::truncate_after`] before the snapshot is written.
+    pub fn reset(&mut self, after_zxid: i64) -> Result<(), WalError> {
+        self.segment = None;
+        for (_, path) in list_segments(&self.disk, &self.dir)?.into_iter().rev() {
+            self.disk.remove(&path).map_err(io("removing", &path))?;
+        }
+        self.last_zxid = after_zxid;
         Ok(())
     }
 
@@ -322,8 +427,13 @@ impl<D: Disk> Wal<D> {
     /// append starts a fresh segment.
     pub fn repair(&mut self) -> Result<(), WalError> {
         if let Some(segment) = self.segment.as_mut() {
-            segment.file.set_len(segment.end).map_err(io("repairing", &segment.path))?;
-            segment.file.sync().map_err(io("repairing", &segment.path))?;
+            if segment.end == HEADER_BYTES {
+                // Nothing in it but the failed batch: it goes, as at recovery.
+                self.disk.remove(&segment.path).map_err(io("repairing", &segment.path))?;
+            } else {
+                segment.file.set_len(segment.end).map_err(io("repairing", &segment.path))?;
+                segment.file.sync().map_err(io("repairing", &segment.path))?;
+            }
         }
         // Only once the file is clean: a failed repair keeps the segment for the next try.
         self.segment = None;

@@ -1,6 +1,7 @@
 //! An in-memory [`Disk`] with a fault model, for tests and the simulator: writes are
 //! volatile until fsynced, a crash keeps only what was fsynced (optionally plus a torn part
-//! of what was not), and fsyncs and writes can be made to fail.
+//! of what was not), fsyncs and writes can be made to fail, and the disk can be stopped
+//! after any number of changes (a crash in the middle of a multi-step operation).
 
 use crate::disk::{Disk, DiskFile};
 use std::collections::BTreeMap;
@@ -39,6 +40,22 @@ struct State {
     fail_syncs: usize,
     /// Writes beyond this many bytes of file size fail with "no space left".
     space_bytes: Option<u64>,
+    /// Changes the disk still takes before it fails them all (see [`MemDisk::stop_after`]).
+    changes_left: Option<usize>,
+}
+
+impl State {
+    /// Counts one change (a write, size change, fsync, creation, rename or removal).
+    fn change(&mut self) -> io::Result<()> {
+        match &mut self.changes_left {
+            Some(0) => Err(io::Error::other("injected crash: the disk takes no more changes")),
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 /// Shared handle: clones see the same disk, as processes restarting on one machine do.
@@ -67,9 +84,18 @@ impl MemDisk {
         self.lock().space_bytes = bytes;
     }
 
+    /// The disk takes `changes` more changes (writes, size changes, fsyncs, creations,
+    /// renames, removals) and fails every later one, as if the machine died right there;
+    /// [`MemDisk::crash`] then keeps what was durable, and lifts the limit.
+    pub fn stop_after(&self, changes: usize) {
+        self.lock().changes_left = Some(changes);
+    }
+
     /// A power cut: every file falls back to what was fsynced.
     pub fn crash(&self) {
-        for f in self.lock().files.values_mut() {
+        let mut state = self.lock();
+        state.changes_left = None;
+        for f in state.files.values_mut() {
             f.unsynced.clear();
             f.current = f.durable.clone();
         }
@@ -144,6 +170,7 @@ impl Disk for MemDisk {
 
     fn write_atomic(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
         let mut state = self.lock();
+        state.change()?;
         if state.fail_syncs > 0 {
             state.fail_syncs -= 1;
             return Err(io::Error::other("injected fsync failure"));
@@ -157,7 +184,9 @@ impl Disk for MemDisk {
     }
 
     fn create(&self, path: &Path) -> io::Result<MemFile> {
-        self.lock().files.insert(path.to_owned(), FileState::default());
+        let mut state = self.lock();
+        state.change()?;
+        state.files.insert(path.to_owned(), FileState::default());
         Ok(MemFile { disk: self.clone(), path: path.to_owned() })
     }
 
@@ -170,13 +199,16 @@ impl Disk for MemDisk {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut state = self.lock();
+        state.change()?;
         let f = state.files.remove(from).ok_or_else(|| not_found(from))?;
         state.files.insert(to.to_owned(), f);
         Ok(())
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
-        self.lock().files.remove(path).map(|_| ()).ok_or_else(|| not_found(path))
+        let mut state = self.lock();
+        state.change()?;
+        state.files.remove(path).map(|_| ()).ok_or_else(|| not_found(path))
     }
 }
 
@@ -188,6 +220,7 @@ pub struct MemFile {
 impl DiskFile for MemFile {
     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         let mut state = self.disk.lock();
+        state.change()?;
         let end = offset as usize + bytes.len();
         if state.space_bytes.is_some_and(|max| end as u64 > max) {
             return Err(io::Error::new(io::ErrorKind::StorageFull, "no space left on device"));
@@ -200,6 +233,7 @@ impl DiskFile for MemFile {
 
     fn sync(&mut self) -> io::Result<()> {
         let mut state = self.disk.lock();
+        state.change()?;
         if state.fail_syncs > 0 {
             state.fail_syncs -= 1;
             return Err(io::Error::other("injected fsync failure"));
@@ -212,6 +246,7 @@ impl DiskFile for MemFile {
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         let mut state = self.disk.lock();
+        state.change()?;
         let f = state.files.get_mut(&self.path).ok_or_else(|| not_found(&self.path))?;
         f.current.resize(len as usize, 0);
         f.unsynced.push(Unsynced::SetLen(len as usize));

@@ -23,12 +23,15 @@ pub fn purge<D: Disk>(disk: &D, snapshot_dir: &Path, log_dir: &Path, retain: usi
         disk.remove(path).map_err(io("removing", path))?;
         purged.snapshots.push(path.clone());
     }
-    // A segment holds zxids from its own first up to the next segment's first, exclusive.
+    // A segment holds zxids from its own first up to the next segment's first, exclusive,
+    // so it holds none after the snapshot if the next starts at most one past it. Nothing
+    // assumes the zxids in between are all there: they jump at each new epoch. (Saturating:
+    // the snapshot's zxid comes from a file name.)
     let segments = list_segments(disk, log_dir)?;
     for pair in segments.windows(2) {
         let (_, path) = &pair[0];
         let (next_first, _) = pair[1];
-        if next_first <= oldest_kept + 1 {
+        if next_first <= oldest_kept.saturating_add(1) {
             disk.remove(path).map_err(io("removing", path))?;
             purged.segments.push(path.clone());
         }

@@ -51,6 +51,12 @@ pub enum Input {
     Propose {
         data: Vec<u8>,
     },
+    /// The ordered connection from `peer` is gone (its process died, or the link broke):
+    /// what was in flight on it is lost, as when a gap shows in its stream, but known at
+    /// once rather than at the next message or after `sync_limit` ticks.
+    LinkDown {
+        peer: ServerId,
+    },
     /// The application saved its state up to `zxid` (delivered already): the log up to there
     /// can go, and followers too far behind get this state (SNAP) instead.
     Compact {
@@ -264,6 +270,15 @@ impl Peer {
         }
     }
 
+    /// On a leader: the followers (and observers) it is synchronizing or broadcasting to,
+    /// and those of them that are synchronized.
+    pub fn followers(&self) -> (usize, usize) {
+        match &self.role {
+            Role::Leading(l) => (l.forwarding.len(), l.synced.len()),
+            _ => (0, 0),
+        }
+    }
+
     fn quorum(&self) -> usize {
         self.config.voters.len() / 2 + 1
     }
@@ -302,6 +317,7 @@ impl Peer {
             Input::Persisted { zxid } => self.on_persisted(zxid),
             Input::Propose { data } => self.propose(data),
             Input::Compact { zxid, snapshot } => self.compact(zxid, snapshot),
+            Input::LinkDown { peer } => self.link_broken(peer),
         }
         std::mem::take(&mut self.out)
     }

@@ -1,0 +1,218 @@
+//! The connections between the servers of an ensemble.
+//!
+//! Each server listens on its quorum port and its election port, and keeps one outgoing
+//! connection to each other member on each port (reconnecting while it is down). The
+//! election port's connections carry ZAB's election notifications; the quorum port's carry
+//! ZAB's ordered stream (synchronization, proposals, acks, commits, pings) and the
+//! replicas' own messages (forwarded writes, syncs, session liveness). A connection carries
+//! one direction only, so each is a plain FIFO pipe: what one server writes on it reaches
+//! the other in order, or the connection breaks and ZAB sees the gap.
+//!
+//! On the wire, a connection starts with [`MAGIC`] and the sender's server id (u64); then
+//! frames follow, each a kind byte and a length-prefixed body (ZAB's frames from
+//! `zab::encode_frame`, or a replica message as Jute). Decoding happens here, on the
+//! connection's task; the driver gets whole messages.
+
+use crate::config::{Ensemble, Member};
+use crate::driver::ToDriver;
+use proto::jute::{Reader, Record};
+use replica::{ToFollower, ToLeader};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use zab::{Message, ServerId};
+
+const MAGIC: &[u8; 4] = b"WRN1";
+
+const KIND_ZAB: u8 = 0;
+const KIND_TO_LEADER: u8 = 1;
+const KIND_TO_FOLLOWER: u8 = 2;
+
+/// Frames waiting for one connection; beyond this the newest are dropped (ZAB sees the
+/// gap and synchronizes again), so a dead peer never holds more than this much memory.
+const LINK_QUEUE: usize = 16 * 1024;
+
+/// What arrives from another server.
+#[derive(Debug)]
+pub(crate) enum FromPeer {
+    Zab { stream: (u64, u64), msg: Message },
+    ToLeader(ToLeader),
+    ToFollower(ToFollower),
+    /// The quorum connection from this server closed.
+    Down,
+}
+
+/// The sending ends of the connections to the other members.
+pub(crate) struct Links {
+    election: BTreeMap<ServerId, mpsc::Sender<Vec<u8>>>,
+    quorum: BTreeMap<ServerId, mpsc::Sender<Vec<u8>>>,
+}
+
+fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + body.len());
+    out.push(kind);
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+impl Links {
+    pub fn send_zab(&self, to: ServerId, stream: (u64, u64), msg: &Message) {
+        // zab's frame already has its length prefix.
+        let mut out = vec![KIND_ZAB];
+        out.extend_from_slice(&zab::encode_frame(stream, msg));
+        let links = if stream.1 == 0 { &self.election } else { &self.quorum };
+        Self::push(links, to, out);
+    }
+
+    pub fn send_to_leader(&self, to: ServerId, msg: &ToLeader) {
+        Self::push(&self.quorum, to, frame(KIND_TO_LEADER, &msg.to_bytes()));
+    }
+
+    pub fn send_to_follower(&self, to: ServerId, msg: &ToFollower) {
+        Self::push(&self.quorum, to, frame(KIND_TO_FOLLOWER, &msg.to_bytes()));
+    }
+
+    fn push(links: &BTreeMap<ServerId, mpsc::Sender<Vec<u8>>>, to: ServerId, frame: Vec<u8>) {
+        if let Some(link) = links.get(&to) {
+            if link.try_send(frame).is_err() {
+                tracing::debug!(peer = to.0, "peer connection queue full: message dropped");
+            }
+        }
+    }
+}
+
+/// Binds this server's quorum and election ports, and starts the connections to the
+/// others. What arrives goes to the driver.
+pub(crate) async fn start(me: u64, ensemble: &Ensemble, driver: mpsc::Sender<ToDriver>) -> std::io::Result<Links> {
+    let own = ensemble.members.iter().find(|m| m.id == me).ok_or_else(|| std::io::Error::other("not a member"))?;
+    let members: Vec<u64> = ensemble.members.iter().map(|m| m.id).collect();
+    for (port, ordered) in [(own.quorum_port, true), (own.election_port, false)] {
+        let listener = TcpListener::bind((own.host.as_str(), port)).await?;
+        tracing::info!(address = %listener.local_addr()?, what = if ordered { "quorum" } else { "election" }, "listening for peers");
+        tokio::spawn(accept(listener, members.clone(), ordered, driver.clone()));
+    }
+    let mut links = Links { election: BTreeMap::new(), quorum: BTreeMap::new() };
+    for member in ensemble.members.iter().filter(|m| m.id != me) {
+        for (port, map) in [(member.election_port, &mut links.election), (member.quorum_port, &mut links.quorum)] {
+            let (tx, rx) = mpsc::channel(LINK_QUEUE);
+            tokio::spawn(dial(me, member.clone(), port, rx));
+            map.insert(ServerId(member.id), tx);
+        }
+    }
+    Ok(links)
+}
+
+async fn accept(listener: TcpListener, members: Vec<u64>, ordered: bool, driver: mpsc::Sender<ToDriver>) {
+    loop {
+        let Ok((stream, addr)) = listener.accept().await else { continue };
+        let (members, driver) = (members.clone(), driver.clone());
+        tokio::spawn(async move {
+            match receive(stream, &members, ordered, &driver).await {
+                Ok(from) => tracing::debug!(%addr, peer = from, "peer connection closed"),
+                Err(e) => tracing::info!(%addr, error = %e, "peer connection closed"),
+            }
+        });
+    }
+}
+
+/// Reads one incoming connection until it closes; returns the sender's id.
+async fn receive(
+    mut stream: TcpStream,
+    members: &[u64],
+    ordered: bool,
+    driver: &mpsc::Sender<ToDriver>,
+) -> std::io::Result<u64> {
+    let _ = stream.set_nodelay(true);
+    let mut hello = [0u8; 12];
+    stream.read_exact(&mut hello).await?;
+    let from = u64::from_be_bytes(hello[4..].try_into().unwrap_or_default());
+    if &hello[..4] != MAGIC || !members.contains(&from) {
+        return Err(std::io::Error::other("not a member of this ensemble"));
+    }
+    let result = read_frames(&mut stream, from, driver).await;
+    if ordered {
+        let _ = driver.send(ToDriver::Peer { from: ServerId(from), msg: FromPeer::Down }).await;
+    }
+    result.map(|()| from)
+}
+
+async fn read_frames(stream: &mut TcpStream, from: u64, driver: &mpsc::Sender<ToDriver>) -> std::io::Result<()> {
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let mut stream = tokio::io::BufReader::with_capacity(64 << 10, stream);
+    loop {
+        let kind = match stream.read_u8().await {
+            Ok(kind) => kind,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut prefix = [0u8; 4];
+        stream.read_exact(&mut prefix).await?;
+        let len = zab::frame_len(prefix).map_err(|e| invalid(e.to_string()))?;
+        let mut body = vec![0u8; len];
+        stream.read_exact(&mut body).await?;
+        let msg = match kind {
+            KIND_ZAB => {
+                let (stream, msg) = zab::decode_body(&body).map_err(|e| invalid(e.to_string()))?;
+                FromPeer::Zab { stream, msg }
+            }
+            KIND_TO_LEADER => FromPeer::ToLeader(decode(&body).map_err(invalid)?),
+            KIND_TO_FOLLOWER => FromPeer::ToFollower(decode(&body).map_err(invalid)?),
+            other => return Err(invalid(format!("unknown frame kind {other}"))),
+        };
+        if driver.send(ToDriver::Peer { from: ServerId(from), msg }).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+fn decode<T: Record>(body: &[u8]) -> Result<T, String> {
+    let mut r = Reader::new(body);
+    let value = T::decode(&mut r).map_err(|e| e.to_string())?;
+    if r.remaining() != 0 {
+        return Err(format!("{} bytes after the message", r.remaining()));
+    }
+    Ok(value)
+}
+
+/// Keeps one outgoing connection up and writes the frames queued for it, in order.
+async fn dial(me: u64, member: Member, port: u16, mut frames: mpsc::Receiver<Vec<u8>>) {
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        let stream = match TcpStream::connect((member.host.as_str(), port)).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::debug!(peer = member.id, port, error = %e, "cannot reach peer yet");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(20);
+        let _ = stream.set_nodelay(true);
+        let mut stream = BufWriter::with_capacity(64 << 10, stream);
+        let mut hello = MAGIC.to_vec();
+        hello.extend_from_slice(&me.to_be_bytes());
+        if stream.write_all(&hello).await.is_err() {
+            continue;
+        }
+        loop {
+            let Some(frame) = frames.recv().await else { return };
+            let mut written = stream.write_all(&frame).await;
+            // Write what else is queued before flushing: one syscall for a burst.
+            while written.is_ok() {
+                match frames.try_recv() {
+                    Ok(next) => written = stream.write_all(&next).await,
+                    Err(_) => break,
+                }
+            }
+            if written.is_err() || stream.flush().await.is_err() {
+                // What was buffered is lost with the connection; ZAB sees the gap.
+                tracing::info!(peer = member.id, port, "peer connection lost; reconnecting");
+                break;
+            }
+        }
+    }
+}
