@@ -41,9 +41,10 @@ pub(crate) enum ToDriver {
         reason: String,
     },
     LogHealthy,
-    /// From another server of the ensemble.
+    /// From another server of the ensemble, on incoming connection number `link`.
     Peer {
         from: zab::ServerId,
+        link: u64,
         msg: FromPeer,
     },
     /// From the snapshot thread, in an ensemble: a snapshot is on disk; ZAB's log before it
@@ -105,6 +106,8 @@ pub(crate) struct Replication {
     pub peer: zab::Peer,
     pub links: Links,
     pub state_dir: std::path::PathBuf,
+    /// The newest incoming quorum connection from each peer.
+    pub newest_link: BTreeMap<zab::ServerId, u64>,
 }
 
 pub(crate) fn wall_ms() -> i64 {
@@ -231,8 +234,16 @@ impl Driver {
                 self.step(Input::LogHealthy);
             }
             ToDriver::Inspect(inspect) => inspect(self),
-            ToDriver::Peer { from, msg } => match msg {
-                FromPeer::Zab { stream, msg } => self.zab(zab::Input::Message { from, stream, msg }),
+            ToDriver::Peer { from, link, msg } => match msg {
+                FromPeer::Zab { stream, msg } => {
+                    if let (Some(r), true) = (self.replication.as_mut(), stream.1 != 0) {
+                        let newest = r.newest_link.entry(from).or_insert(link);
+                        *newest = (*newest).max(link);
+                    }
+                    self.zab(zab::Input::Message { from, stream, msg })
+                }
+                // Only the end of the newest connection means the peer is gone.
+                FromPeer::Down if self.replication.as_ref().is_some_and(|r| r.newest_link.get(&from) > Some(&link)) => {}
                 FromPeer::Down => self.zab(zab::Input::LinkDown { peer: from }),
                 FromPeer::ToLeader(msg) => self.step(Input::FromFollower { from: from.0, msg }),
                 FromPeer::ToFollower(msg) => self.step(Input::FromLeader(msg)),

@@ -106,11 +106,13 @@ pub(crate) async fn start(me: u64, ensemble: &Ensemble, driver: mpsc::Sender<ToD
 }
 
 async fn accept(listener: TcpListener, members: Vec<u64>, ordered: bool, driver: mpsc::Sender<ToDriver>) {
-    loop {
+    // Numbers the connections, so that the driver tells an old connection's end from
+    // the new connection that replaced it.
+    for link in 1u64.. {
         let Ok((stream, addr)) = listener.accept().await else { continue };
         let (members, driver) = (members.clone(), driver.clone());
         tokio::spawn(async move {
-            match receive(stream, &members, ordered, &driver).await {
+            match receive(stream, link, &members, ordered, &driver).await {
                 Ok(from) => tracing::debug!(%addr, peer = from, "peer connection closed"),
                 Err(e) => tracing::info!(%addr, error = %e, "peer connection closed"),
             }
@@ -121,6 +123,7 @@ async fn accept(listener: TcpListener, members: Vec<u64>, ordered: bool, driver:
 /// Reads one incoming connection until it closes; returns the sender's id.
 async fn receive(
     mut stream: TcpStream,
+    link: u64,
     members: &[u64],
     ordered: bool,
     driver: &mpsc::Sender<ToDriver>,
@@ -132,14 +135,19 @@ async fn receive(
     if &hello[..4] != MAGIC || !members.contains(&from) {
         return Err(std::io::Error::other("not a member of this ensemble"));
     }
-    let result = read_frames(&mut stream, from, driver).await;
+    let result = read_frames(&mut stream, from, link, driver).await;
     if ordered {
-        let _ = driver.send(ToDriver::Peer { from: ServerId(from), msg: FromPeer::Down }).await;
+        let _ = driver.send(ToDriver::Peer { from: ServerId(from), link, msg: FromPeer::Down }).await;
     }
     result.map(|()| from)
 }
 
-async fn read_frames(stream: &mut TcpStream, from: u64, driver: &mpsc::Sender<ToDriver>) -> std::io::Result<()> {
+async fn read_frames(
+    stream: &mut TcpStream,
+    from: u64,
+    link: u64,
+    driver: &mpsc::Sender<ToDriver>,
+) -> std::io::Result<()> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
     let mut stream = tokio::io::BufReader::with_capacity(64 << 10, stream);
     loop {
@@ -162,7 +170,7 @@ async fn read_frames(stream: &mut TcpStream, from: u64, driver: &mpsc::Sender<To
             KIND_TO_FOLLOWER => FromPeer::ToFollower(decode(&body).map_err(invalid)?),
             other => return Err(invalid(format!("unknown frame kind {other}"))),
         };
-        if driver.send(ToDriver::Peer { from: ServerId(from), msg }).await.is_err() {
+        if driver.send(ToDriver::Peer { from: ServerId(from), link, msg }).await.is_err() {
             return Ok(());
         }
     }
