@@ -39,7 +39,8 @@ pub enum Workload {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// host:port of the server to measure.
+    /// host:port of the server to measure; for an ensemble, a comma-separated list: the
+    /// sessions are spread over the servers in turn.
     #[arg(long, default_value = "127.0.0.1:2181")]
     pub server: String,
     #[arg(long, value_enum, default_value = "read")]
@@ -139,13 +140,19 @@ impl Session {
     }
 }
 
+/// Session `index`'s server from a comma-separated list (one server: always that one).
+fn server_for(servers: &str, index: usize) -> &str {
+    let list: Vec<&str> = servers.split(',').collect();
+    list[index % list.len()]
+}
+
 fn node_path(i: usize) -> String {
     format!("{ROOT}/n{i:06}")
 }
 
 /// Creates the znodes (or resets their data if they exist).
 async fn fill(args: &BenchArgs) -> anyhow::Result<()> {
-    let mut s = Session::open(&args.server).await?;
+    let mut s = Session::open(server_for(&args.server, 0)).await?;
     let create = |path: String, data: Vec<u8>| {
         Request::Create(CreateRequest {
             path,
@@ -167,12 +174,13 @@ async fn fill(args: &BenchArgs) -> anyhow::Result<()> {
 /// of replies received after `measure_from`.
 async fn drive(
     args: BenchArgs,
+    index: usize,
     seed: u64,
     measure_from: Instant,
     end: Instant,
     done: Arc<AtomicU64>,
 ) -> anyhow::Result<(Histogram<u64>, u64)> {
-    let mut s = Session::open(&args.server).await?;
+    let mut s = Session::open(server_for(&args.server, index)).await?;
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut rng = seed | 1;
     let data = vec![b'y'; args.size];
@@ -255,7 +263,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let tasks: Vec<_> = (0..args.sessions)
         .map(|i| {
             let seed = 0x9E37_79B9_7F4A_7C15 ^ ((i as u64 + 1) * 7919);
-            tokio::spawn(drive(args.clone(), seed, measure_from, end, done.clone()))
+            tokio::spawn(drive(args.clone(), i, seed, measure_from, end, done.clone()))
         })
         .collect();
     let progress = (!args.json && std::io::stderr().is_terminal()).then(|| progress(done, measure_from, end));
@@ -314,10 +322,10 @@ async fn fan_out(
     let watchers = args.sessions.saturating_sub(1).max(1);
     let (armed_tx, mut armed) = tokio::sync::mpsc::unbounded_channel::<Option<Instant>>();
     let arm = |path: &str| Request::Exists(PathWatchRequest { path: path.to_owned(), watch: true });
-    for _ in 0..watchers {
+    for watcher in 0..watchers {
         let (server, path, armed_tx) = (args.server.clone(), hot.clone(), armed_tx.clone());
         tokio::spawn(async move {
-            let mut s = Session::open(&server).await?;
+            let mut s = Session::open(server_for(&server, watcher)).await?;
             let request = arm(&path);
             s.call_all(std::slice::from_ref(&request), ErrorCode::Ok).await?;
             let _ = armed_tx.send(None);
@@ -336,7 +344,7 @@ async fn fan_out(
     for _ in 0..watchers {
         armed.recv().await.context("a watcher failed to start")?;
     }
-    let mut writer = Session::open(&args.server).await?;
+    let mut writer = Session::open(server_for(&args.server, 0)).await?;
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let data = vec![b'w'; args.size];
     while Instant::now() < end {

@@ -121,6 +121,9 @@ struct Election {
     votes: BTreeMap<ServerId, Vote>,
     /// Votes of peers that already follow or lead.
     settled: BTreeMap<ServerId, (Vote, PeerState)>,
+    /// FollowerInfo from peers that settled on this one before it knew it leads: taken up
+    /// if it does, rather than lost until the follower repeats it.
+    early_infos: BTreeMap<ServerId, (u64, u32)>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -208,7 +211,13 @@ impl Peer {
             settled_vote: me,
             round: 0,
             tick: 0,
-            role: Role::Looking(Election { round: 0, proposal: me, votes: BTreeMap::new(), settled: BTreeMap::new() }),
+            role: Role::Looking(Election {
+                round: 0,
+                proposal: me,
+                votes: BTreeMap::new(),
+                settled: BTreeMap::new(),
+                early_infos: BTreeMap::new(),
+            }),
             out: Vec::new(),
             sent: BTreeMap::new(),
             received: BTreeMap::new(),
@@ -371,7 +380,13 @@ impl Peer {
         let me = self.own_vote();
         let mut votes = BTreeMap::new();
         votes.insert(self.config.id, me);
-        self.role = Role::Looking(Election { round: self.round, proposal: me, votes, settled: BTreeMap::new() });
+        self.role = Role::Looking(Election {
+            round: self.round,
+            proposal: me,
+            votes,
+            settled: BTreeMap::new(),
+            early_infos: BTreeMap::new(),
+        });
         self.out.push(Output::Role { state: PeerState::Looking, epoch: self.durable.current_epoch });
         self.broadcast(Message::Notification { vote: me, state: PeerState::Looking, round: self.round });
     }
@@ -389,7 +404,7 @@ impl Peer {
             }
             return;
         };
-        let mut rebroadcast = false;
+        let (mut rebroadcast, mut reply) = (false, false);
         match state {
             // Observers neither vote nor back a leader.
             _ if !from_voter => return,
@@ -414,6 +429,10 @@ impl Peer {
                 } else if vote.key() > election.proposal.key() {
                     election.proposal = vote;
                     rebroadcast = true;
+                } else if vote.key() < election.proposal.key() {
+                    // The sender backs someone worse: tell it ours now, rather than at the
+                    // next repeat (it may have missed our broadcast while it still followed).
+                    reply = true;
                 }
                 election.votes.insert(from, vote);
                 election.votes.insert(me, election.proposal);
@@ -435,14 +454,20 @@ impl Peer {
         } else {
             election.settled.values().map(|(v, _)| *v).find(|v| v.leader != me && settled_on(v.leader))
         };
+        let early = if decision.is_some() { std::mem::take(&mut election.early_infos) } else { BTreeMap::new() };
+        let msg = Message::Notification { vote: proposal, state: PeerState::Looking, round: self.round };
         if rebroadcast {
-            let msg = Message::Notification { vote: proposal, state: PeerState::Looking, round: self.round };
             self.broadcast(msg);
+        } else if reply {
+            self.send(from, msg);
         }
         if let Some(vote) = decision {
             self.settled_vote = vote;
             if vote.leader == me {
                 self.lead();
+                for (from, (session, accepted_epoch)) in early {
+                    self.on_follower_info(from, session, accepted_epoch);
+                }
             } else {
                 self.follow(vote.leader);
             }
@@ -813,9 +838,12 @@ impl Peer {
     fn on_message(&mut self, from: ServerId, msg: Message) {
         match msg {
             Message::Notification { vote, state, round } => self.on_notification(from, vote, state, round),
-            Message::FollowerInfo { session, accepted_epoch, .. } => {
-                self.on_follower_info(from, session, accepted_epoch)
-            }
+            Message::FollowerInfo { session, accepted_epoch, .. } => match &mut self.role {
+                Role::Looking(election) => {
+                    election.early_infos.insert(from, (session, accepted_epoch));
+                }
+                _ => self.on_follower_info(from, session, accepted_epoch),
+            },
             Message::AckEpoch { session, epoch, current_epoch, last_zxid } => {
                 self.on_ack_epoch(from, session, epoch, current_epoch, last_zxid)
             }
@@ -930,7 +958,7 @@ impl Peer {
                 if tick - f.last_heard > limit || (f.phase != Phase::Broadcast && tick - f.started > init) {
                     return self.look();
                 }
-                if f.phase == Phase::Discovery && tick % 2 == 0 {
+                if f.phase == Phase::Discovery {
                     let leader = f.leader;
                     let last_zxid = last_zxid(&self.durable);
                     let msg = Message::FollowerInfo {
