@@ -165,9 +165,17 @@ class Server:
                 + ["-cp", cp, "org.apache.zookeeper.server.ZooKeeperServerMain", self.cfg_path])
 
     def start(self, timeout=30.0):
-        self._log = open(self.log_path, "wb")
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def launch(self):
+        """Start the process without waiting for it to serve (a restart appends to the log)."""
+        self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command_line(), stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=self.tmp)
+
+    def wait_ready(self, timeout=30.0):
+        """Wait until the launched process answers ruok and serves; stop it and raise if not."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -108,6 +108,27 @@ pub(crate) struct Replication {
     pub state_dir: std::path::PathBuf,
     /// The newest incoming quorum connection from each peer.
     pub newest_link: BTreeMap<zab::ServerId, u64>,
+    pub stats: ReplicationStats,
+}
+
+/// What the four-letter words report of replication, under ZooKeeper's names.
+#[derive(Debug, Default)]
+pub(crate) struct ReplicationStats {
+    /// Bytes of the last, smallest and largest proposal (`Proposal sizes last/min/max`).
+    pub proposal_sizes: Option<(usize, usize, usize)>,
+    /// Followers synchronized (`zk_diff_count` counts those not sent a snapshot).
+    pub syncs: u64,
+    /// Followers sent a snapshot (`zk_snap_count`).
+    pub snaps: u64,
+    /// When this server last became the established leader (`zk_leader_uptime`).
+    pub leading_since: Option<Instant>,
+}
+
+impl ReplicationStats {
+    /// Last, smallest and largest proposal in bytes; -1 each before the first.
+    pub fn proposal_sizes(&self) -> (i64, i64, i64) {
+        self.proposal_sizes.map_or((-1, -1, -1), |(l, n, x)| (l as i64, n as i64, x as i64))
+    }
 }
 
 pub(crate) fn wall_ms() -> i64 {
@@ -268,7 +289,15 @@ impl Driver {
         for output in outputs {
             let Some(replication) = self.replication.as_mut() else { return };
             match output {
-                zab::Output::Send { to, stream, msg } => replication.links.send_zab(to, stream, &msg),
+                zab::Output::Send { to, stream, msg } => {
+                    let stats = &mut replication.stats;
+                    match &msg {
+                        zab::Message::NewLeader { .. } => stats.syncs += 1,
+                        zab::Message::Snap { .. } => stats.snaps += 1,
+                        _ => {}
+                    }
+                    replication.links.send_zab(to, stream, &msg)
+                }
                 zab::Output::Append { entries } => {
                     self.to_log.extend(entries.into_iter().map(|e| (e.zxid, e.data)));
                 }
@@ -305,6 +334,10 @@ impl Driver {
                         Role::Looking
                     };
                     tracing::info!(?state, epoch, ?role, "ZAB state");
+                    replication.stats.leading_since = match role {
+                        Role::Leading { .. } => Some(Instant::now()),
+                        _ => None,
+                    };
                     self.step(Input::RoleChanged(role));
                 }
             }
@@ -349,7 +382,13 @@ impl Driver {
         for output in self.replica.step(now_ms, input) {
             let (conn, message) = match output {
                 Output::Append { txn } if self.replication.is_some() => {
-                    self.zab(zab::Input::Propose { data: txn.to_bytes() });
+                    let data = txn.to_bytes();
+                    if let Some(r) = self.replication.as_mut() {
+                        let size = data.len();
+                        let (_, min, max) = r.stats.proposal_sizes.unwrap_or((size, size, size));
+                        r.stats.proposal_sizes = Some((size, min.min(size), max.max(size)));
+                    }
+                    self.zab(zab::Input::Propose { data });
                     continue;
                 }
                 Output::Append { txn } => {

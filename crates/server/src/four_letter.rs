@@ -6,7 +6,7 @@
 //! server (`admin`), which also turns `mntr`'s rows into Prometheus gauges.
 
 use crate::config::{Config, VERSION};
-use crate::driver::{wall_ms, Driver};
+use crate::driver::{wall_ms, Driver, Replication};
 use crate::stats::Latency;
 use replica::Role;
 use std::collections::BTreeMap;
@@ -198,6 +198,47 @@ pub fn java_date(ms: i64) -> String {
     }
 }
 
+/// mntr's rows of an ensemble member, as ZooKeeper 3.8 names them.
+fn replication_rows(role: Role, r: &Replication) -> Vec<(&'static str, Stat)> {
+    let int = |v: u64| Stat::Int(v as i64);
+    let peer_state = match role {
+        Role::Leading { .. } => "leading - broadcast",
+        Role::Following if r.peer.is_observer() => "observing - broadcast",
+        Role::Following => "following - broadcast",
+        _ => "looking",
+    };
+    let mut rows = vec![
+        ("peer_state", Stat::Text(peer_state.into())),
+        ("quorum_size", int(r.peer.voters() as u64)),
+        ("diff_count", int(r.stats.syncs - r.stats.snaps)),
+        ("snap_count", int(r.stats.snaps)),
+    ];
+    match role {
+        Role::Leading { .. } => {
+            let (learners, voters, observers) = r.peer.learners();
+            let (last, min, max) = r.stats.proposal_sizes();
+            let uptime = r.stats.leading_since.map_or(0, |t| t.elapsed().as_millis() as u64);
+            rows.extend([
+                ("learners", int(learners as u64)),
+                ("synced_followers", int(voters as u64)),
+                ("synced_non_voting_followers", int(0)),
+                ("synced_observers", int(observers as u64)),
+                // Syncs are answered as they come, never queued.
+                ("pending_syncs", int(0)),
+                ("leader_uptime", int(uptime)),
+                ("last_proposal_size", Stat::Int(last)),
+                ("min_proposal_size", Stat::Int(min)),
+                ("max_proposal_size", Stat::Int(max)),
+            ]);
+        }
+        Role::Following if r.peer.is_observer() => {
+            rows.push(("observer_master_id", int(r.peer.leader().map_or(0, |l| l.0))));
+        }
+        _ => {}
+    }
+    rows
+}
+
 /// ZooKeeper's answer to most four-letter words between leaders.
 pub(crate) const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
 
@@ -261,7 +302,12 @@ impl Driver {
             packets_sent: self.packets_sent,
             connections: self.conns.len(),
             outstanding: self.replica.outstanding(),
-            zxid: self.replica.applied_zxid(),
+            // A new leader reports its epoch's first zxid before it has applied any, as
+            // ZooKeeper's does.
+            zxid: match self.replica.role() {
+                Role::Leading { epoch } => self.replica.applied_zxid().max((epoch as i64) << 32),
+                _ => self.replica.applied_zxid(),
+            },
             node_count: self.replica.tree().node_count(),
             uptime_ms: self.started.elapsed().as_millis() as u64,
             auth_failed: self.auth_failed,
@@ -327,13 +373,8 @@ impl Driver {
             ("auth_failed_count", int(self.auth_failed)),
         ];
         rows.extend(self.metrics.monitor_rows());
-        // A leader's view of its followers, under ZooKeeper's names.
-        if let (Role::Leading { .. }, Some(r)) = (self.replica.role(), &self.replication) {
-            let (followers, synced) = r.peer.followers();
-            rows.push(("learners", int(followers as u64)));
-            rows.push(("synced_followers", int(synced as u64)));
-            rows.push(("pending_syncs", int(0)));
-            rows.push(("followers", int(followers as u64)));
+        if let Some(r) = &self.replication {
+            rows.extend(replication_rows(self.replica.role(), r));
         }
         // Warren's own: whether writes can be made durable, and why not.
         rows.push(("warren_log_healthy", int(u64::from(self.replica.log_healthy()))));
@@ -381,6 +422,10 @@ impl Driver {
             self.server_state(),
             st.node_count
         );
+        if let (Role::Leading { .. }, Some(r)) = (self.replica.role(), &self.replication) {
+            let (last, min, max) = r.stats.proposal_sizes();
+            let _ = writeln!(s, "Proposal sizes last/min/max: {last}/{min}/{max}");
+        }
         s
     }
 
@@ -422,7 +467,7 @@ impl Driver {
     fn conf(&self) -> String {
         let c = &self.config;
         let (data_size, log_size) = dir_sizes(c);
-        format!(
+        let standalone = format!(
             "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId={}\n",
             c.client_port,
             c.data_dir.display(),
@@ -434,7 +479,27 @@ impl Driver {
             c.min_session_timeout_ms,
             c.max_session_timeout_ms,
             c.server_id
-        )
+        );
+        let Some(ensemble) = &c.ensemble else { return standalone };
+        // A member adds its quorum settings and the membership, roles spelt out, with no
+        // line end after the last line, as ZooKeeper's QuorumPeer does.
+        let own = ensemble.members.iter().find(|m| m.id == c.server_id as u64);
+        let mut s = standalone;
+        let _ = write!(
+            s,
+            "initLimit={}\nsyncLimit={}\nelectionAlg=3\nelectionPort={}\nquorumPort={}\npeerType={}\nmembership: \n",
+            ensemble.init_limit,
+            ensemble.sync_limit,
+            own.map_or(0, |m| m.election_port),
+            own.map_or(0, |m| m.quorum_port),
+            u8::from(own.is_some_and(|m| m.observer)),
+        );
+        for m in &ensemble.members {
+            let role = if m.observer { "observer" } else { "participant" };
+            let _ = writeln!(s, "server.{}={}:{}:{}:{role}", m.id, m.host, m.quorum_port, m.election_port);
+        }
+        s.push_str("version=0");
+        s
     }
 
     fn session_of(&self, conn: replica::ConnId) -> i64 {

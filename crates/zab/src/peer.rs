@@ -279,13 +279,20 @@ impl Peer {
         }
     }
 
-    /// On a leader: the followers (and observers) it is synchronizing or broadcasting to,
-    /// and those of them that are synchronized.
-    pub fn followers(&self) -> (usize, usize) {
+    /// On a leader: the learners (followers and observers) it is synchronizing or
+    /// broadcasting to, and how many of them are synchronized voters and observers.
+    pub fn learners(&self) -> (usize, usize, usize) {
         match &self.role {
-            Role::Leading(l) => (l.forwarding.len(), l.synced.len()),
-            _ => (0, 0),
+            Role::Leading(l) => {
+                let voters = l.synced.iter().filter(|id| self.config.voters.contains(id)).count();
+                (l.forwarding.len(), voters, l.synced.len() - voters)
+            }
+            _ => (0, 0, 0),
         }
+    }
+
+    pub fn voters(&self) -> usize {
+        self.config.voters.len()
     }
 
     fn quorum(&self) -> usize {
