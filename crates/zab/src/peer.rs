@@ -768,22 +768,24 @@ impl Peer {
                 self.send(leader, Message::AckEpoch { session, epoch, current_epoch, last_zxid });
             }
             // Synchronization happens once per session, in the Sync phase.
-            Message::Trunc { epoch, zxid } if epoch == f.epoch && f.phase == Phase::Sync => {
-                assert!(
-                    zxid >= self.delivered_zxid,
-                    "truncating committed history: to {zxid:#x}, delivered {:#x}",
-                    self.delivered_zxid
+            // A leader never asks to undo what was committed; one that does is refused rather
+            // than trusted (debug builds, and so the simulator, stop on it).
+            Message::Trunc { zxid, .. } | Message::Snap { zxid, .. } if zxid < self.delivered_zxid => {
+                debug_assert!(false, "asked to go back to {zxid:#x}, delivered {:#x}", self.delivered_zxid);
+                tracing::error!(
+                    follower = self.config.id.0,
+                    zxid,
+                    delivered = self.delivered_zxid,
+                    "the leader asked to go back before committed history; electing again"
                 );
+                self.look();
+            }
+            Message::Trunc { epoch, zxid } if epoch == f.epoch && f.phase == Phase::Sync => {
                 self.durable.log.retain(|e| e.zxid <= zxid);
                 self.persisted_zxid = self.persisted_zxid.min(zxid);
                 self.out.push(Output::Truncate { after: zxid });
             }
             Message::Snap { epoch, zxid, snapshot } if epoch == f.epoch && f.phase == Phase::Sync => {
-                assert!(
-                    zxid >= self.delivered_zxid,
-                    "a snapshot behind what was delivered: {zxid:#x} < {:#x}",
-                    self.delivered_zxid
-                );
                 self.durable.log.clear();
                 self.durable.snapshot = Some((zxid, snapshot.clone()));
                 self.persisted_zxid = zxid;
