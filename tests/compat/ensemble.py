@@ -88,9 +88,10 @@ class Ensemble:
     """`size` members of one target, ids 1..size; the last `observers` of them are observers.
 
     extra: zoo.cfg lines for every member (on top of servers.base_config()).
+    per_member: sid -> zoo.cfg lines for that member alone (e.g. its admin port).
     """
 
-    def __init__(self, target, size=3, observers=0, extra=None):
+    def __init__(self, target, size=3, observers=0, extra=None, per_member=None):
         self.target = target
         ports = _free_ports(2 * size)
         ids = list(range(1, size + 1))
@@ -107,6 +108,7 @@ class Ensemble:
         try:
             for sid in ids:
                 cfg = dict(extra or {})
+                cfg.update(per_member(sid) if per_member else {})
                 if sid in self.observer_ids:
                     cfg["peerType"] = "observer"
                 cfg.update(lines)

@@ -7,9 +7,11 @@ The same steps run against a real ZooKeeper 3.8 ensemble (QuorumPeerMain) and a 
 server" use a client connected to that server alone.
 """
 import itertools
+import json
 import re
 import threading
 import time
+import urllib.request
 
 import pytest
 from kazoo.client import KazooClient
@@ -22,7 +24,7 @@ from clients import run_zkcli
 from conftest import _closed_after, _stop_kazoo
 from ensemble import NOT_SERVING, Ensemble
 from rawzk import Mode
-from servers import ServerStartError, zkcli_path
+from servers import ServerStartError, free_port, zkcli_path
 
 RETRYABLE = (ConnectionLoss, SessionExpiredError, ConnectionClosedError, OperationTimeoutError,
              KazooTimeoutError)
@@ -515,3 +517,40 @@ def test_read_your_writes_through_follower(trio, kz, root):
         reader.sync(root)
         data, st = reader.get(root)
         assert (data, st.version, st.numChildren) == (b"%d" % i, i, i)
+
+
+# ------------------------------------------------------------------ 9. admin server
+def test_admin_commands_of_members(ensemble):
+    """The AdminServer's leader, voting_view, zabstate and is_read_only on each member of a
+    3-member ensemble, shaped as ZooKeeper 3.8's."""
+    admin_ports = {sid: free_port() for sid in (1, 2, 3)}
+    e = ensemble(3, per_member=lambda sid: {"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1",
+                                            "admin.serverPort": admin_ports[sid]})
+    leader = e.leader()
+
+    def get(sid, command):
+        url = "http://127.0.0.1:%d/commands/%s" % (admin_ports[sid], command)
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return json.loads(r.read())
+
+    for sid in e.ids:
+        assert get(sid, "leader") == {"is_leader": sid == leader, "leader_id": leader,
+                                      "leader_ip": "127.0.0.1", "command": "leader", "error": None}
+        assert get(sid, "is_read_only") == {"read_only": False, "command": "is_read_only", "error": None}
+        view = get(sid, "voting_view")
+        assert view == {"current_config": {
+            str(m): {"server_addresses": ["127.0.0.1:%d" % e.peer_ports[m][0]],
+                     "election_addresses": ["127.0.0.1:%d" % e.peer_ports[m][1]],
+                     "client_address": e[m].hostport if m == sid else "",
+                     "learner_type": "participant"} for m in e.ids},
+            "command": "voting_view", "error": None}
+        zab = get(sid, "zabstate")
+        assert list(zab) == ["myid", "is_leader", "quorum_address", "election_address", "client_address",
+                             "voting", "last_zxid", "zab_epoch", "zab_counter", "zabstate", "command", "error"]
+        quorum = "127.0.0.1:%d" % e.peer_ports[sid][0]
+        assert zab["quorum_address"]["all_addresses"] == [quorum]
+        assert zab["quorum_address"]["wildcard_addresses"] == ["0.0.0.0:%d" % e.peer_ports[sid][0]]
+        assert zab["election_address"]["one"] == "127.0.0.1:%d" % e.peer_ports[sid][1]
+        assert (zab["myid"], zab["is_leader"], zab["client_address"], zab["voting"], zab["zabstate"]) == (
+            sid, sid == leader, e[sid].hostport, True, "broadcast")
+        assert int(zab["last_zxid"], 16) == (zab["zab_epoch"] << 32) | zab["zab_counter"]

@@ -12,7 +12,7 @@
 
 use crate::config::{AdminConfig, VERSION};
 use crate::driver::{Driver, ToDriver};
-use crate::four_letter::{self, ConnInfo, ServerStats, Stat};
+use crate::four_letter::{self, ConnInfo, ServerStats, Stat, ZabView};
 use crate::metrics::Metrics;
 use crate::Config;
 use http_body_util::Full;
@@ -315,6 +315,10 @@ impl Admin {
                 // ZooKeeper's form: the zxid in hex without `0x`, the time in seconds.
                 object(json!({ "zxid": format!("{zxid:x}"), "timestamp": timestamp }))
             }
+            "leader" | "voting_view" | "zabstate" if config.ensemble.is_some() => {
+                let view = self.on_driver(|d| d.zab_view()).await?;
+                self.ensemble_command(command, view)
+            }
             // A standalone server has no leader, no voting view and no ZAB state; these are
             // ZooKeeper's answers for a standalone server.
             "leader" => object(json!({ "error": "server is not initialized" })),
@@ -323,6 +327,80 @@ impl Admin {
             "get_trace_mask" => object(json!({ "tracemask": DEFAULT_TRACE_MASK })),
             _ => unreachable!("every name of COMMANDS has its answer"),
         })
+    }
+
+    /// `leader`, `voting_view` and `zabstate` of an ensemble member, shaped as ZooKeeper
+    /// 3.8's (observed from a live ensemble).
+    fn ensemble_command(&self, command: &str, view: Option<ZabView>) -> Map<String, Value> {
+        let config = &self.config;
+        let (Some(ensemble), Some(view)) = (&config.ensemble, view) else { return Map::new() };
+        let me = config.server_id as u64;
+        let member = |id: u64| ensemble.members.iter().find(|m| m.id == id);
+        let client_address = format!("{}:{}", config.client_port_address, config.client_port);
+        match command {
+            "leader" => match view.leader.filter(|_| view.serving) {
+                Some(leader) => object(json!({
+                    "is_leader": leader == me,
+                    "leader_id": leader,
+                    "leader_ip": member(leader).map_or("", |m| m.host.as_str()),
+                })),
+                None => object(json!({ "error": "server is not initialized" })),
+            },
+            "voting_view" => {
+                let voters: Map<String, Value> = ensemble
+                    .members
+                    .iter()
+                    .filter(|m| !m.observer)
+                    .map(|m| {
+                        let client = if m.id == me { client_address.clone() } else { String::new() };
+                        let view = json!({
+                            "server_addresses": [format!("{}:{}", m.host, m.quorum_port)],
+                            "election_addresses": [format!("{}:{}", m.host, m.election_port)],
+                            "client_address": client,
+                            "learner_type": "participant",
+                        });
+                        (m.id.to_string(), view)
+                    })
+                    .collect();
+                object(json!({ "current_config": voters }))
+            }
+            _ => {
+                let own = member(me);
+                let address = |port: u16| {
+                    let host = own.map_or("", |m| m.host.as_str());
+                    let one = format!("{host}:{port}");
+                    json!({
+                        "empty": false,
+                        "all_addresses": [one],
+                        "all_reachable_addresses": [one],
+                        "one": one,
+                        "reachable_address": one,
+                        "wildcard_addresses": [format!("0.0.0.0:{port}")],
+                        "all_ports": [port],
+                        "all_host_strings": [host],
+                        "all_reachable_addresses_or_all": [one],
+                        "reachable_or_one": one,
+                    })
+                };
+                let state = match (view.looking, view.serving) {
+                    (true, _) => "election",
+                    (false, true) => "broadcast",
+                    (false, false) => "synchronization",
+                };
+                object(json!({
+                    "myid": me,
+                    "is_leader": view.serving && view.leader == Some(me),
+                    "quorum_address": address(own.map_or(0, |m| m.quorum_port)),
+                    "election_address": address(own.map_or(0, |m| m.election_port)),
+                    "client_address": client_address,
+                    "voting": !own.is_some_and(|m| m.observer),
+                    "last_zxid": format!("{:#x}", view.last_zxid),
+                    "zab_epoch": view.last_zxid >> 32,
+                    "zab_counter": view.last_zxid & 0xffff_ffff,
+                    "zabstate": state,
+                }))
+            }
+        }
     }
 
     fn server_stats(&self, s: &ServerStats) -> Map<String, Value> {

@@ -198,6 +198,14 @@ pub fn java_date(ms: i64) -> String {
     }
 }
 
+/// What the admin server's `leader` and `zabstate` report of an ensemble member.
+pub(crate) struct ZabView {
+    pub leader: Option<u64>,
+    pub serving: bool,
+    pub looking: bool,
+    pub last_zxid: i64,
+}
+
 /// mntr's rows of an ensemble member, as ZooKeeper 3.8 names them.
 fn replication_rows(role: Role, r: &Replication) -> Vec<(&'static str, Stat)> {
     let int = |v: u64| Stat::Int(v as i64);
@@ -252,6 +260,16 @@ impl Driver {
             Role::Following => "follower",
             Role::Looking => "looking",
         }
+    }
+
+    pub(crate) fn zab_view(&self) -> Option<ZabView> {
+        let peer = &self.replication.as_ref()?.peer;
+        Some(ZabView {
+            leader: peer.leader().map(|l| l.0),
+            serving: peer.is_serving(),
+            looking: peer.state() == zab::PeerState::Looking,
+            last_zxid: peer.last_zxid(),
+        })
     }
 
     pub(crate) fn four_letter(&mut self, command: &str, asker: SocketAddr) -> String {
