@@ -554,3 +554,12 @@ def test_admin_commands_of_members(ensemble):
         assert (zab["myid"], zab["is_leader"], zab["client_address"], zab["voting"], zab["zabstate"]) == (
             sid, sid == leader, e[sid].hostport, True, "broadcast")
         assert int(zab["last_zxid"], 16) == (zab["zab_epoch"] << 32) | zab["zab_counter"]
+    # Warren also serves /metrics on the admin port (ZooKeeper only with its Prometheus
+    # provider, which Debian's package lacks): the leader's replication gauges.
+    if e.target == "warren":
+        url = "http://127.0.0.1:%d/metrics" % admin_ports[leader]
+        wait_for(lambda: "\nsynced_followers 2" in urllib.request.urlopen(url, timeout=5).read().decode(),
+                 10, "synced_followers 2 in /metrics")
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+        for line in ("quorum_size 3", "learners 2", "pending_syncs 0"):
+            assert "\n" + line in text, line

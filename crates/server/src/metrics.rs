@@ -55,6 +55,19 @@ const SAMPLED_GAUGES: &[&str] = &[
     "max_client_response_size",
     "auth_failed_count",
     "warren_log_healthy",
+    // An ensemble member's (the leader's for the learner and proposal rows).
+    "quorum_size",
+    "diff_count",
+    "snap_count",
+    "learners",
+    "synced_followers",
+    "synced_non_voting_followers",
+    "synced_observers",
+    "pending_syncs",
+    "leader_uptime",
+    "last_proposal_size",
+    "min_proposal_size",
+    "max_proposal_size",
 ];
 
 /// ZooKeeper's names of the operations (`Request.op2String`), the `op` label.
