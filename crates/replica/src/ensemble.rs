@@ -41,6 +41,9 @@ pub enum ToLeader {
     Sync { session_id: i64, cxid: i32 },
     /// These sessions' clients were heard from on the follower since the last report.
     Touch { sessions: Vec<i64> },
+    /// A client resumes on the follower (connection `conn`) a session the follower does not
+    /// know: the leader answers with [`ToFollower::Revalidated`].
+    Revalidate { session_id: i64, conn: u64 },
 }
 
 /// From the leader to a follower.
@@ -49,6 +52,9 @@ pub enum ToFollower {
     /// The sync may be answered once the follower has applied up to `zxid`, everything the
     /// leader had prepared when the sync reached it.
     Synced { session_id: i64, cxid: i32, zxid: i64 },
+    /// The session may be judged once the follower has applied up to `zxid`: if it lives,
+    /// its creation is in there.
+    Revalidated { conn: u64, zxid: i64 },
 }
 
 const CREATE_SESSION: i32 = 1;
@@ -57,6 +63,8 @@ const MALFORMED_WRITE: i32 = 3;
 const SYNC: i32 = 4;
 const TOUCH: i32 = 5;
 const SYNCED: i32 = 6;
+const REVALIDATE: i32 = 7;
+const REVALIDATED: i32 = 8;
 
 fn unsupported(what: &'static str, value: i32) -> DecodeError {
     DecodeError::Unsupported { what, value }
@@ -91,6 +99,7 @@ impl Record for ToLeader {
             }
             SYNC => ToLeader::Sync { session_id: r.i64()?, cxid: r.i32()? },
             TOUCH => ToLeader::Touch { sessions: (0..r.count()?).map(|_| r.i64()).collect::<Result<_, _>>()? },
+            REVALIDATE => ToLeader::Revalidate { session_id: r.i64()?, conn: r.i64()? as u64 },
             other => return Err(unsupported("message to the leader", other)),
         })
     }
@@ -129,6 +138,11 @@ impl Record for ToLeader {
                 w.put_count(sessions.len());
                 sessions.iter().for_each(|s| w.put_i64(*s));
             }
+            ToLeader::Revalidate { session_id, conn } => {
+                w.put_i32(REVALIDATE);
+                w.put_i64(*session_id);
+                w.put_i64(*conn as i64);
+            }
         }
     }
 }
@@ -137,16 +151,25 @@ impl Record for ToFollower {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         match r.i32()? {
             SYNCED => Ok(ToFollower::Synced { session_id: r.i64()?, cxid: r.i32()?, zxid: r.i64()? }),
+            REVALIDATED => Ok(ToFollower::Revalidated { conn: r.i64()? as u64, zxid: r.i64()? }),
             other => Err(unsupported("message to a follower", other)),
         }
     }
 
     fn encode(&self, w: &mut Vec<u8>) {
-        let ToFollower::Synced { session_id, cxid, zxid } = self;
-        w.put_i32(SYNCED);
-        w.put_i64(*session_id);
-        w.put_i32(*cxid);
-        w.put_i64(*zxid);
+        match self {
+            ToFollower::Synced { session_id, cxid, zxid } => {
+                w.put_i32(SYNCED);
+                w.put_i64(*session_id);
+                w.put_i32(*cxid);
+                w.put_i64(*zxid);
+            }
+            ToFollower::Revalidated { conn, zxid } => {
+                w.put_i32(REVALIDATED);
+                w.put_i64(*conn as i64);
+                w.put_i64(*zxid);
+            }
+        }
     }
 }
 
@@ -187,6 +210,8 @@ mod tests {
         round_trip(ToLeader::Sync { session_id: 5, cxid: 6 });
         round_trip(ToLeader::Touch { sessions: vec![1, 2, 3] });
         round_trip(ToFollower::Synced { session_id: 5, cxid: 6, zxid: 0x1_0000_0002 });
+        round_trip(ToLeader::Revalidate { session_id: 5, conn: u64::MAX });
+        round_trip(ToFollower::Revalidated { conn: 9, zxid: 0x2_0000_0000 });
     }
 
     #[test]

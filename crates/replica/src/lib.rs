@@ -147,6 +147,15 @@ pub enum Output {
     },
 }
 
+/// A connection's request to resume a session, as negotiated.
+#[derive(Debug)]
+struct Resume {
+    session_id: i64,
+    passwd: Vec<u8>,
+    timeout_ms: i32,
+    read_only: Option<bool>,
+}
+
 /// Where the reply of a transaction goes.
 #[derive(Debug)]
 enum Origin {
@@ -231,8 +240,12 @@ pub struct Replica {
     connecting: BTreeMap<i64, (ConnId, Option<bool>)>,
     /// On a follower: sessions heard from since the last report to the leader.
     touched: BTreeSet<i64>,
-    /// On a follower: connections with a sync waiting for this zxid to be applied.
+    /// On a follower: connections waiting for this zxid to be applied (a sync, or the
+    /// revalidation of a session).
     sync_waits: Vec<(i64, ConnId)>,
+    /// On a follower: connections resuming a session this server does not know, waiting
+    /// for the leader's answer.
+    revalidating: BTreeMap<ConnId, Resume>,
 }
 
 impl Replica {
@@ -259,6 +272,7 @@ impl Replica {
             connecting: BTreeMap::new(),
             touched: BTreeSet::new(),
             sync_waits: Vec::new(),
+            revalidating: BTreeMap::new(),
         };
         replica.snapshot_threshold = replica.next_snapshot_threshold();
         replica
@@ -326,8 +340,9 @@ impl Replica {
             Input::LogHealthy => self.log_healthy = true,
             Input::RoleChanged(role) => self.set_role(role),
             Input::Committed { txn } => self.committed(txn),
-            Input::FromFollower { from, msg } => self.from_follower(from, msg),
+            Input::FromFollower { from, msg } => self.on_follower_message(from, msg),
             Input::FromLeader(ToFollower::Synced { session_id, cxid, zxid }) => self.synced(session_id, cxid, zxid),
+            Input::FromLeader(ToFollower::Revalidated { conn, zxid }) => self.wait_applied(zxid, ConnId(conn)),
         }
         std::mem::take(&mut self.out)
     }
@@ -394,8 +409,21 @@ impl Replica {
             return;
         }
         let session_id = request.session_id;
+        if self.role == Role::Following && self.sessions.get(session_id).is_none() {
+            // Perhaps created on another server and not applied here yet: the leader says how
+            // far to catch up before deciding, as ZooKeeper's learners revalidate with it.
+            let resume = Resume { session_id, passwd: request.passwd, timeout_ms, read_only };
+            self.revalidating.insert(conn, resume);
+            self.out.push(Output::ToLeader(ToLeader::Revalidate { session_id, conn: conn.0 }));
+            return;
+        }
+        self.resume(conn, Resume { session_id, passwd: request.passwd, timeout_ms, read_only });
+    }
+
+    /// Binds a connection to the session it asks to resume, or refuses it.
+    fn resume(&mut self, conn: ConnId, Resume { session_id, passwd, timeout_ms, read_only }: Resume) {
         let valid = match self.sessions.get_mut(session_id) {
-            Some(s) if !s.closing && s.passwd[..] == request.passwd[..] => {
+            Some(s) if !s.closing && s.passwd[..] == passwd[..] => {
                 s.timeout_ms = timeout_ms;
                 Some((s.passwd, s.conn.replace(conn)))
             }
@@ -822,6 +850,7 @@ impl Replica {
         self.connecting.clear();
         self.touched.clear();
         self.sync_waits.clear();
+        self.revalidating.clear();
         self.sessions.reopen_all();
         self.prepared_zxid = self.applied_zxid;
         if let Role::Leading { epoch } = role {
@@ -886,17 +915,36 @@ impl Replica {
         let (ready, waiting): (Vec<_>, Vec<_>) = self.sync_waits.drain(..).partition(|(z, _)| *z <= applied);
         self.sync_waits = waiting;
         for (_, conn) in ready {
-            self.drain(conn);
+            self.caught_up(conn);
         }
     }
 
-    fn from_follower(&mut self, from: u64, msg: ToLeader) {
+    /// Lets `conn` go on once this server has applied up to `zxid`.
+    fn wait_applied(&mut self, zxid: i64, conn: ConnId) {
+        if zxid <= self.applied_zxid {
+            self.caught_up(conn);
+        } else {
+            self.sync_waits.push((zxid, conn));
+        }
+    }
+
+    /// A connection's wait for the leader's point is over: a session it resumes is decided
+    /// now, and a sync is answered.
+    fn caught_up(&mut self, conn: ConnId) {
+        if let Some(resume) = self.revalidating.remove(&conn) {
+            self.resume(conn, resume);
+        }
+        self.drain(conn);
+    }
+
+    fn on_follower_message(&mut self, from: u64, msg: ToLeader) {
         if !matches!(self.role, Role::Leading { .. }) {
             return;
         }
         match msg {
             ToLeader::CreateSession { session_id, passwd, timeout_ms } => {
-                let timeout_ms = timeout_ms.clamp(self.config.min_session_timeout_ms, self.config.max_session_timeout_ms);
+                let timeout_ms =
+                    timeout_ms.clamp(self.config.min_session_timeout_ms, self.config.max_session_timeout_ms);
                 let txn = self.next_txn(session_id, 0, TxnOp::CreateSession { timeout_ms, passwd });
                 self.propose(txn, Origin::Server);
             }
@@ -915,6 +963,11 @@ impl Replica {
             }
             ToLeader::Sync { session_id, cxid } => {
                 let msg = ToFollower::Synced { session_id, cxid, zxid: self.prepared_zxid };
+                self.out.push(Output::ToFollower { to: from, msg });
+            }
+            ToLeader::Revalidate { session_id, conn } => {
+                self.sessions.touch(session_id, self.now_ms);
+                let msg = ToFollower::Revalidated { conn, zxid: self.prepared_zxid };
                 self.out.push(Output::ToFollower { to: from, msg });
             }
             ToLeader::Touch { sessions } => {
@@ -938,11 +991,7 @@ impl Replica {
         });
         if let Some(until) = waiting {
             *until = Some(zxid);
-            if zxid <= self.applied_zxid {
-                self.drain(conn);
-            } else {
-                self.sync_waits.push((zxid, conn));
-            }
+            self.wait_applied(zxid, conn);
         }
     }
 }

@@ -104,6 +104,9 @@ impl Replica {
     /// from ZooKeeper). Sessions are `(id, password, timeout_ms)`.
     pub fn install(&mut self, zxid: i64, tree: DataTree, sessions: &[(i64, [u8; 16], i32)]) {
         self.tree = tree;
+        // A snapshot in progress was of the state replaced here: it could never finish, and
+        // would stay "in progress" for good.
+        self.snapshot = None;
         self.sessions.clear();
         for &(id, passwd, timeout_ms) in sessions {
             self.sessions.restore(id, passwd, timeout_ms, self.now_ms);

@@ -280,3 +280,36 @@ fn a_failed_log_fails_pending_writes_and_refuses_new_ones_until_healthy() {
     assert_eq!(header.err, 0);
     assert_eq!(header.zxid, 2, "the failed write's zxid is handed out again: it never became durable");
 }
+
+/// All of a snapshot's chunks, from `begin_snapshot` on.
+fn snapshot_of(replica: &mut Replica) -> Vec<Vec<u8>> {
+    replica.begin_snapshot();
+    let mut chunks = Vec::new();
+    while let Some(part) = replica.snapshot_chunk(1) {
+        chunks.push(part.bytes);
+        if part.last {
+            break;
+        }
+    }
+    chunks
+}
+
+#[test]
+fn restoring_a_snapshot_ends_the_one_in_progress() {
+    let mut leader = Harness::new();
+    leader.connect(1);
+    leader.send(1, 1, create("/a", 0));
+    let zxid = leader.replica.applied_zxid();
+    let theirs = snapshot_of(&mut leader.replica);
+
+    let mut h = Harness::new();
+    h.connect(1);
+    h.send(1, 1, create("/b", 0));
+    h.replica.begin_snapshot();
+    assert!(h.replica.snapshot_chunk(1).is_some_and(|part| part.first));
+    h.replica.restore_snapshot(zxid, theirs.iter().map(Vec::as_slice)).unwrap();
+    assert!(!h.replica.snapshot_in_progress());
+    // The next snapshot is whole, and of the restored state.
+    let ours = snapshot_of(&mut h.replica);
+    assert_eq!(ours, theirs);
+}

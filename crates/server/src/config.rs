@@ -361,8 +361,18 @@ impl Config {
                     return Err(bad("only 3, fast leader election, is supported (ZooKeeper dropped the others)"))
                 }
                 "electionAlg" => {}
-                "initLimit" => init_limit = u64::try_from(int()?).ok().filter(|v| *v > 0).ok_or_else(|| bad("expected a positive number"))?,
-                "syncLimit" => sync_limit = u64::try_from(int()?).ok().filter(|v| *v > 0).ok_or_else(|| bad("expected a positive number"))?,
+                "initLimit" => {
+                    init_limit = u64::try_from(int()?)
+                        .ok()
+                        .filter(|v| *v > 0)
+                        .ok_or_else(|| bad("expected a positive number"))?
+                }
+                "syncLimit" => {
+                    sync_limit = u64::try_from(int()?)
+                        .ok()
+                        .filter(|v| *v > 0)
+                        .ok_or_else(|| bad("expected a positive number"))?
+                }
                 k if k.starts_with("server.") => {
                     let id = k["server.".len()..].parse::<u64>().map_err(|_| bad("expected server.<id>"))?;
                     let member = parse_member(id, &e.value).ok_or_else(|| {

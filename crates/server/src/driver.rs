@@ -264,7 +264,8 @@ impl Driver {
                     self.zab(zab::Input::Message { from, stream, msg })
                 }
                 // Only the end of the newest connection means the peer is gone.
-                FromPeer::Down if self.replication.as_ref().is_some_and(|r| r.newest_link.get(&from) > Some(&link)) => {}
+                FromPeer::Down if self.replication.as_ref().is_some_and(|r| r.newest_link.get(&from) > Some(&link)) => {
+                }
                 FromPeer::Down => self.zab(zab::Input::LinkDown { peer: from }),
                 FromPeer::ToLeader(msg) => self.step(Input::FromFollower { from: from.0, msg }),
                 FromPeer::ToFollower(msg) => self.step(Input::FromLeader(msg)),
@@ -357,7 +358,11 @@ impl Driver {
             tracing::error!(zxid = format_args!("{zxid:#x}"), error = %e, "cannot install the leader's snapshot; leaving the ensemble");
             std::process::exit(1);
         }
-        tracing::info!(zxid = format_args!("{zxid:#x}"), nodes = self.replica.tree().node_count(), "installed the leader's snapshot");
+        tracing::info!(
+            zxid = format_args!("{zxid:#x}"),
+            nodes = self.replica.tree().node_count(),
+            "installed the leader's snapshot"
+        );
         self.to_log.clear();
         let _ = self.log.send(LogJob::Reset { after: zxid });
     }

@@ -100,7 +100,13 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         );
         let peer = zab::Peer::new(zab_config, durable, driver.replica.applied_zxid());
         let links = quorum::start(config.server_id as u64, ensemble, driver_tx.clone()).await?;
-        driver.start_replication(driver::Replication { peer, links, state_dir, newest_link: Default::default(), stats: Default::default() });
+        driver.start_replication(driver::Replication {
+            peer,
+            links,
+            state_dir,
+            newest_link: Default::default(),
+            stats: Default::default(),
+        });
     }
     tokio::spawn(driver.run(driver_rx, snapshot_tx));
     http.spawn(config.clone(), driver_tx.clone(), metrics.clone());

@@ -37,7 +37,10 @@ const LINK_QUEUE: usize = 16 * 1024;
 /// What arrives from another server.
 #[derive(Debug)]
 pub(crate) enum FromPeer {
-    Zab { stream: (u64, u64), msg: Message },
+    Zab {
+        stream: (u64, u64),
+        msg: Message,
+    },
     ToLeader(ToLeader),
     ToFollower(ToFollower),
     /// The quorum connection from this server closed.

@@ -96,7 +96,11 @@ pub(crate) fn recover(config: &Config, replica: &mut Replica) -> Result<Recovere
             Ok(()) => {
                 tracing::info!(file = %path.display(), zxid = format_args!("{zxid:#x}"), nodes = replica.tree().node_count(), "loaded snapshot");
                 if ensemble {
-                    let bytes = OsDisk.read(&path).map_err(|source| WalError::Io { op: "reading", path: path.clone(), source })?;
+                    let bytes = OsDisk.read(&path).map_err(|source| WalError::Io {
+                        op: "reading",
+                        path: path.clone(),
+                        source,
+                    })?;
                     loaded_snapshot = Some((zxid, bytes));
                 }
                 break;

@@ -43,7 +43,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     if args.count > 1 {
-        println!("{} seeds from {}: ok; recovery paths reached: {total:?}", args.count, args.seed);
+        println!("{} seeds from {}: ok; paths reached: {total:?}", args.count, args.seed);
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! CI's simulation run: 500 seeds through the safety and liveness phases; prints how often
-//! each recovery path was reached, and fails with the seed to replay.
+//! each recovery path and each client path was reached, and fails with the seed to replay.
 
 #[test]
 fn five_hundred_seeds_keep_every_invariant() {
@@ -13,7 +13,7 @@ fn five_hundred_seeds_keep_every_invariant() {
             Err(_) => panic!("seed {seed} panicked (replay: cargo run --release -p sim -- --seed {seed} --trace)"),
         }
     }
-    println!("recovery paths reached over 500 seeds: {total:?}");
+    println!("paths reached over 500 seeds: {total:?}");
     assert!(total.truncs > 0, "TRUNC was never reached: {total:?}");
     assert!(total.diffs > 0, "DIFF was never reached: {total:?}");
     assert!(total.snaps > 0, "SNAP was never reached: {total:?}");
@@ -21,6 +21,10 @@ fn five_hundred_seeds_keep_every_invariant() {
     assert!(total.restarts_with_uncommitted_log > 0, "no server returned with a longer log: {total:?}");
     assert!(total.epoch_rollovers > 0, "no epoch ran out of zxids: {total:?}");
     assert!(total.observer_deliveries > 0, "no observer applied a commit: {total:?}");
+    assert!(total.acked_writes > 0, "no client write was acknowledged: {total:?}");
+    assert!(total.syncs_answered > 0, "no sync was answered: {total:?}");
+    assert!(total.reconnects > 0, "no session moved to a new connection: {total:?}");
+    assert!(total.session_expiries > 0, "no session expired: {total:?}");
 }
 
 #[test]

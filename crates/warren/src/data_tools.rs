@@ -316,7 +316,8 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("...(100 bytes)]"), "{text}");
-        let txn = Txn { zxid: 0x1_0000_0002, time_ms: 0, session_id: 0xab, cxid: 0, op: TxnOp::Check { path: "/x".into() } };
+        let txn =
+            Txn { zxid: 0x1_0000_0002, time_ms: 0, session_id: 0xab, cxid: 0, op: TxnOp::Check { path: "/x".into() } };
         assert_eq!(txn_line(&txn), "1970-01-01T00:00:00.000Z session 0xab zxid 0x100000002 check /x");
     }
 }
