@@ -39,12 +39,14 @@ impl Replica {
         self.txns_since_snapshot = 0;
         self.snapshot_threshold = self.next_snapshot_threshold();
         let zxid = self.applied_zxid;
-        // Sessions whose creation is not applied yet are not part of this point in time.
+        // Sessions whose creation is not applied yet are not part of this point in time (on
+        // a follower, those waiting for the leader to commit them).
         let creating: Vec<i64> = self
             .in_flight
             .iter()
             .filter(|f| matches!(f.txn.op, TxnOp::CreateSession { .. }))
             .map(|f| f.txn.session_id)
+            .chain(self.connecting.keys().copied())
             .collect();
         let mut w = Vec::new();
         let sessions: Vec<_> = self.sessions.iter().filter(|s| !creating.contains(&s.id)).collect();

@@ -313,3 +313,31 @@ fn restoring_a_snapshot_ends_the_one_in_progress() {
     let ours = snapshot_of(&mut h.replica);
     assert_eq!(ours, theirs);
 }
+
+#[test]
+fn a_follower_forwards_a_new_session_and_leaves_it_out_of_snapshots_until_committed() {
+    let mut h = Harness::new();
+    h.step(Input::RoleChanged(replica::Role::Following));
+    let request =
+        ConnectRequest { timeout_ms: 1000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() };
+    let out = h.step(Input::Connect { conn: ConnId(1), addr: "127.0.0.1".parse().unwrap(), request });
+    let [Output::ToLeader(replica::ToLeader::CreateSession { session_id, .. })] = out[..] else {
+        panic!("a follower hands a new session to the leader, and answers nothing yet: {out:?}")
+    };
+    // The sessions chunk (the first) lists no session: the creation is not committed.
+    let sessions = snapshot_of(&mut h.replica).remove(0);
+    assert_eq!(sessions, vec![0, 0, 0, 0]);
+    let txn = tree::Txn {
+        zxid: 0x1_0000_0001,
+        time_ms: T0,
+        session_id,
+        cxid: 0,
+        op: tree::TxnOp::CreateSession { timeout_ms: 1000, passwd: [0; 16] },
+    };
+    let out = h.step(Input::Committed { txn });
+    assert!(
+        matches!(&out[..], [Output::Connected { conn: ConnId(1), response }] if response.session_id == session_id),
+        "{out:?}"
+    );
+    assert_ne!(snapshot_of(&mut h.replica).remove(0), vec![0, 0, 0, 0]);
+}
