@@ -203,14 +203,27 @@ async fn dial(me: u64, member: Member, port: u16, mut frames: mpsc::Receiver<Vec
         };
         backoff = Duration::from_millis(20);
         let _ = stream.set_nodelay(true);
-        let mut stream = BufWriter::with_capacity(64 << 10, stream);
+        let (mut closed, writer) = stream.into_split();
+        let mut stream = BufWriter::with_capacity(64 << 10, writer);
         let mut hello = MAGIC.to_vec();
         hello.extend_from_slice(&me.to_be_bytes());
-        if stream.write_all(&hello).await.is_err() {
+        if stream.write_all(&hello).await.is_err() || stream.flush().await.is_err() {
             continue;
         }
         loop {
-            let Some(frame) = frames.recv().await else { return };
+            // The peer never writes on this connection, so anything read means it is gone:
+            // notice that at once, not after a write that the dead peer silently drops.
+            let mut byte = [0u8; 1];
+            let frame = tokio::select! {
+                frame = frames.recv() => match frame {
+                    Some(frame) => frame,
+                    None => return,
+                },
+                _ = closed.read(&mut byte) => {
+                    tracing::info!(peer = member.id, port, "peer closed the connection; reconnecting");
+                    break;
+                }
+            };
             let mut written = stream.write_all(&frame).await;
             // Write what else is queued before flushing: one syscall for a burst.
             while written.is_ok() {

@@ -516,7 +516,12 @@ impl Peer {
         let Role::Leading(leader) = &mut self.role else { return };
         leader.last_heard.insert(from, self.tick);
         if leader.sessions.get(&from) == Some(&session) && leader.phase != Phase::Discovery {
-            // A repeat of a FollowerInfo already answered.
+            // A repeat of a FollowerInfo already answered. Until the follower acknowledges
+            // the epoch, the answer may have been lost with a connection: say it again.
+            if !leader.forwarding.contains(&from) && !leader.epoch_acks.contains_key(&from) {
+                let epoch = leader.epoch;
+                self.send(from, Message::LeaderInfo { epoch });
+            }
             return;
         }
         // A new session: whatever the follower had from an earlier one is void.
