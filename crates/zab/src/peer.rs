@@ -516,12 +516,10 @@ impl Peer {
         let Role::Leading(leader) = &mut self.role else { return };
         leader.last_heard.insert(from, self.tick);
         if leader.sessions.get(&from) == Some(&session) && leader.phase != Phase::Discovery {
-            // A repeat of a FollowerInfo already answered. Until the follower acknowledges
-            // the epoch, the answer may have been lost with a connection: say it again.
-            if !leader.forwarding.contains(&from) && !leader.epoch_acks.contains_key(&from) {
-                let epoch = leader.epoch;
-                self.send(from, Message::LeaderInfo { epoch });
-            }
+            // A repeat of a FollowerInfo already answered. (Answering it again would be
+            // wrong: the leader's messages carry no follower session, so a second LeaderInfo
+            // could start the follower's next session, which would then take this session's
+            // synchronization as its own.)
             return;
         }
         // A new session: whatever the follower had from an earlier one is void.
@@ -775,7 +773,9 @@ impl Peer {
             // Synchronization happens once per session, in the Sync phase.
             // A leader never asks to undo what was committed; one that does is refused rather
             // than trusted (debug builds, and so the simulator, stop on it).
-            Message::Trunc { zxid, .. } | Message::Snap { zxid, .. } if zxid < self.delivered_zxid => {
+            Message::Trunc { epoch, zxid } | Message::Snap { epoch, zxid, .. }
+                if epoch == f.epoch && f.phase == Phase::Sync && zxid < self.delivered_zxid =>
+            {
                 debug_assert!(false, "asked to go back to {zxid:#x}, delivered {:#x}", self.delivered_zxid);
                 tracing::error!(
                     follower = self.config.id.0,
