@@ -56,14 +56,15 @@ def run_warren(server, lines, *args):
         line + "\n" for line in lines), capture_output=True, text=True, timeout=120)
 
 
-WATCHER = re.compile(r"\nWATCHER::\n\n(WatchedEvent [^\n]*)\n")
-
-
 def normalize(text, server):
     """(text, events): the output with server-specific values replaced, and the watch
     events taken out in order."""
-    events = WATCHER.findall(text)
-    text = WATCHER.sub("", text)
+    # zkCli.sh's event thread prints "\nWATCHER::\n\nWatchedEvent ...\n" while the main
+    # thread prints too, so the block's lines can interleave with a command's output: take
+    # them out line by line (with the blank lines around them).
+    events = [ln for ln in text.split("\n") if ln.startswith("WatchedEvent ")]
+    text = "".join(ln for ln in text.splitlines(True)
+                   if ln.rstrip("\n") not in ("", "WATCHER::") and not ln.startswith("WatchedEvent "))
     text = text.replace(server.hostport, "HOST")
     text = re.sub(r"(cZxid|mZxid|pZxid) = 0x[0-9a-f]+", r"\1 = ZXID", text)
     text = re.sub(r"(ctime|mtime) = [^\n]*", r"\1 = TIME", text)
