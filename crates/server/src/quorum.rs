@@ -18,6 +18,8 @@ use crate::driver::ToDriver;
 use proto::jute::{Reader, Record};
 use replica::{ToFollower, ToLeader};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
@@ -49,8 +51,17 @@ pub(crate) enum FromPeer {
 
 /// The sending ends of the connections to the other members.
 pub(crate) struct Links {
-    election: BTreeMap<ServerId, mpsc::Sender<Vec<u8>>>,
-    quorum: BTreeMap<ServerId, mpsc::Sender<Vec<u8>>>,
+    election: BTreeMap<ServerId, Link>,
+    quorum: BTreeMap<ServerId, Link>,
+}
+
+/// The sending end of one connection.
+struct Link {
+    frames: mpsc::Sender<Vec<u8>>,
+    /// Set when a frame had to be dropped on an ordered (quorum) connection: the
+    /// connection is then dropped too, so that the peer sees it break and both sides
+    /// synchronize again, rather than a forwarded write silently never being answered.
+    lost_frame: Option<Arc<AtomicBool>>,
 }
 
 fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
@@ -78,10 +89,12 @@ impl Links {
         Self::push(&self.quorum, to, frame(KIND_TO_FOLLOWER, &msg.to_bytes()));
     }
 
-    fn push(links: &BTreeMap<ServerId, mpsc::Sender<Vec<u8>>>, to: ServerId, frame: Vec<u8>) {
-        if let Some(link) = links.get(&to) {
-            if link.try_send(frame).is_err() {
-                tracing::debug!(peer = to.0, "peer connection queue full: message dropped");
+    fn push(links: &BTreeMap<ServerId, Link>, to: ServerId, frame: Vec<u8>) {
+        let Some(link) = links.get(&to) else { return };
+        if link.frames.try_send(frame).is_err() {
+            tracing::debug!(peer = to.0, "peer connection queue full: message dropped");
+            if let Some(lost) = &link.lost_frame {
+                lost.store(true, Ordering::Relaxed);
             }
         }
     }
@@ -99,10 +112,12 @@ pub(crate) async fn start(me: u64, ensemble: &Ensemble, driver: mpsc::Sender<ToD
     }
     let mut links = Links { election: BTreeMap::new(), quorum: BTreeMap::new() };
     for member in ensemble.members.iter().filter(|m| m.id != me) {
-        for (port, map) in [(member.election_port, &mut links.election), (member.quorum_port, &mut links.quorum)] {
+        for (port, ordered) in [(member.election_port, false), (member.quorum_port, true)] {
             let (tx, rx) = mpsc::channel(LINK_QUEUE);
-            tokio::spawn(dial(me, member.clone(), port, rx));
-            map.insert(ServerId(member.id), tx);
+            let lost_frame = ordered.then(|| Arc::new(AtomicBool::new(false)));
+            tokio::spawn(dial(me, member.clone(), port, rx, lost_frame.clone()));
+            let map = if ordered { &mut links.quorum } else { &mut links.election };
+            map.insert(ServerId(member.id), Link { frames: tx, lost_frame });
         }
     }
     Ok(links)
@@ -112,7 +127,15 @@ async fn accept(listener: TcpListener, members: Vec<u64>, ordered: bool, driver:
     // Numbers the connections, so that the driver tells an old connection's end from
     // the new connection that replaced it.
     for link in 1u64.. {
-        let Ok((stream, addr)) = listener.accept().await else { continue };
+        let (stream, addr) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors, say: wait rather than spin.
+                tracing::warn!(error = %e, "cannot accept a peer connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         let (members, driver) = (members.clone(), driver.clone());
         tokio::spawn(async move {
             match receive(stream, link, &members, ordered, &driver).await {
@@ -189,7 +212,13 @@ fn decode<T: Record>(body: &[u8]) -> Result<T, String> {
 }
 
 /// Keeps one outgoing connection up and writes the frames queued for it, in order.
-async fn dial(me: u64, member: Member, port: u16, mut frames: mpsc::Receiver<Vec<u8>>) {
+async fn dial(
+    me: u64,
+    member: Member,
+    port: u16,
+    mut frames: mpsc::Receiver<Vec<u8>>,
+    lost_frame: Option<Arc<AtomicBool>>,
+) {
     let mut backoff = Duration::from_millis(20);
     loop {
         let stream = match TcpStream::connect((member.host.as_str(), port)).await {
@@ -231,6 +260,10 @@ async fn dial(me: u64, member: Member, port: u16, mut frames: mpsc::Receiver<Vec
                     Ok(next) => written = stream.write_all(&next).await,
                     Err(_) => break,
                 }
+            }
+            if lost_frame.as_ref().is_some_and(|lost| lost.swap(false, Ordering::Relaxed)) {
+                tracing::warn!(peer = member.id, port, "frames were dropped for a slow peer; reconnecting");
+                break;
             }
             if written.is_err() || stream.flush().await.is_err() {
                 // What was buffered is lost with the connection; ZAB sees the gap.
