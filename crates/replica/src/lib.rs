@@ -708,6 +708,7 @@ impl Replica {
     }
 
     fn disconnected(&mut self, conn: ConnId) {
+        self.revalidating.remove(&conn);
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
@@ -847,7 +848,10 @@ impl Replica {
         // `Committed` if it commits.
         self.in_flight.clear();
         self.pending = Pending::default();
-        self.connecting.clear();
+        // Sessions a follower created for clients but the leader never committed are void.
+        for (session_id, _) in std::mem::take(&mut self.connecting) {
+            self.sessions.remove(session_id);
+        }
         self.touched.clear();
         self.sync_waits.clear();
         self.revalidating.clear();
@@ -962,12 +966,12 @@ impl Replica {
                 self.propose(txn, Origin::Server);
             }
             ToLeader::Sync { session_id, cxid } => {
-                let msg = ToFollower::Synced { session_id, cxid, zxid: self.prepared_zxid };
+                let msg = ToFollower::Synced { session_id, cxid, zxid: self.last_prepared() };
                 self.out.push(Output::ToFollower { to: from, msg });
             }
             ToLeader::Revalidate { session_id, conn } => {
                 self.sessions.touch(session_id, self.now_ms);
-                let msg = ToFollower::Revalidated { conn, zxid: self.prepared_zxid };
+                let msg = ToFollower::Revalidated { conn, zxid: self.last_prepared() };
                 self.out.push(Output::ToFollower { to: from, msg });
             }
             ToLeader::Touch { sessions } => {
@@ -976,6 +980,13 @@ impl Replica {
                 }
             }
         }
+    }
+
+    /// The last zxid a transaction actually took: a new leader's `prepared_zxid` is its
+    /// epoch's zero, which no transaction has, and a follower waiting for it would wait
+    /// until the next write.
+    fn last_prepared(&self) -> i64 {
+        self.in_flight.back().map_or(self.applied_zxid, |f| f.txn.zxid)
     }
 
     fn synced(&mut self, session_id: i64, cxid: i32, zxid: i64) {

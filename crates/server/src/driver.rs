@@ -176,7 +176,17 @@ impl Driver {
         zab_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                // Ticks first: under a steady stream of requests they must still come
+                // (session reports to the leader, ZAB's pings and timeouts).
                 biased;
+                _ = zab_ticker.tick(), if self.replication.is_some() => {
+                    self.read_clock();
+                    self.zab(zab::Input::Tick);
+                }
+                _ = ticker.tick() => {
+                    self.read_clock();
+                    self.step(Input::Tick);
+                }
                 message = rx.recv() => {
                     let Some(message) = message else { return };
                     self.read_clock();
@@ -188,14 +198,6 @@ impl Driver {
                             Err(_) => break,
                         }
                     }
-                }
-                _ = ticker.tick() => {
-                    self.read_clock();
-                    self.step(Input::Tick);
-                }
-                _ = zab_ticker.tick(), if self.replication.is_some() => {
-                    self.read_clock();
-                    self.zab(zab::Input::Tick);
                 }
                 // Snapshot chunks are made only when requests are not waiting (`biased`
                 // order) and only as fast as the snapshot thread writes them.
@@ -266,9 +268,25 @@ impl Driver {
                 // Only the end of the newest connection means the peer is gone.
                 FromPeer::Down if self.replication.as_ref().is_some_and(|r| r.newest_link.get(&from) > Some(&link)) => {
                 }
-                FromPeer::Down => self.zab(zab::Input::LinkDown { peer: from }),
-                FromPeer::ToLeader(msg) => self.step(Input::FromFollower { from: from.0, msg }),
-                FromPeer::ToFollower(msg) => self.step(Input::FromLeader(msg)),
+                FromPeer::Down => {
+                    // Our connection to it goes too, so that it notices at once as well.
+                    if let Some(r) = &self.replication {
+                        r.links.reset(from);
+                    }
+                    self.zab(zab::Input::LinkDown { peer: from })
+                }
+                // Only from a follower synchronized in this epoch: what one sent before it
+                // lost its leader (a write still queued on an old connection) must not
+                // commit now, possibly behind writes its client made since.
+                FromPeer::ToLeader(msg) if self.replication.as_ref().is_some_and(|r| r.peer.leads(from)) => {
+                    self.step(Input::FromFollower { from: from.0, msg })
+                }
+                FromPeer::ToFollower(msg) if self.replication.as_ref().is_some_and(|r| r.peer.serves_under(from)) => {
+                    self.step(Input::FromLeader(msg))
+                }
+                FromPeer::ToLeader(_) | FromPeer::ToFollower(_) => {
+                    tracing::debug!(peer = from.0, "a message from outside the current leadership dropped")
+                }
             },
             ToDriver::SnapshotSaved { zxid, bytes } => self.zab(zab::Input::Compact { zxid, snapshot: bytes }),
         }
@@ -303,8 +321,13 @@ impl Driver {
                     self.to_log.extend(entries.into_iter().map(|e| (e.zxid, e.data)));
                 }
                 zab::Output::Truncate { after } => {
+                    // Durable before anything after it (an AckNewLeader may follow at once):
+                    // wait for the disk thread. Only a synchronizing follower does this.
                     self.flush_log();
-                    let _ = self.log.send(LogJob::Truncate { after });
+                    let (done, cut) = std::sync::mpsc::channel();
+                    if self.log.send(LogJob::Truncate { after, done }).is_ok() {
+                        let _ = cut.recv();
+                    }
                 }
                 zab::Output::SaveEpochs { accepted, current } => {
                     let epochs = wal::epochs::Epochs { accepted, current };
@@ -315,7 +338,15 @@ impl Driver {
                     }
                 }
                 zab::Output::Deliver { entry } => match tree::Txn::from_bytes(&entry.data) {
-                    Ok(txn) => self.step(Input::Committed { txn }),
+                    Ok(txn) if txn.zxid == entry.zxid => self.step(Input::Committed { txn }),
+                    Ok(txn) => {
+                        tracing::error!(
+                            zxid = format_args!("{:#x}", entry.zxid),
+                            txn = format_args!("{:#x}", txn.zxid),
+                            "a committed transaction carries another zxid; leaving the ensemble"
+                        );
+                        std::process::exit(1);
+                    }
                     Err(e) => {
                         tracing::error!(zxid = format_args!("{:#x}", entry.zxid), error = %e, "a committed transaction does not decode; leaving the ensemble");
                         std::process::exit(1);

@@ -18,12 +18,11 @@ use crate::driver::ToDriver;
 use proto::jute::{Reader, Record};
 use replica::{ToFollower, ToLeader};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use zab::{Message, ServerId};
 
 const MAGIC: &[u8; 4] = b"WRN1";
@@ -58,10 +57,11 @@ pub(crate) struct Links {
 /// The sending end of one connection.
 struct Link {
     frames: mpsc::Sender<Vec<u8>>,
-    /// Set when a frame had to be dropped on an ordered (quorum) connection: the
-    /// connection is then dropped too, so that the peer sees it break and both sides
-    /// synchronize again, rather than a forwarded write silently never being answered.
-    lost_frame: Option<Arc<AtomicBool>>,
+    /// On an ordered (quorum) connection: told when a frame had to be dropped (or the
+    /// peer's connection to us broke), to drop the connection too, so that the peer sees
+    /// it break and both sides synchronize again, rather than a forwarded write silently
+    /// never being answered.
+    reset: Option<Arc<Notify>>,
 }
 
 fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
@@ -93,9 +93,16 @@ impl Links {
         let Some(link) = links.get(&to) else { return };
         if link.frames.try_send(frame).is_err() {
             tracing::debug!(peer = to.0, "peer connection queue full: message dropped");
-            if let Some(lost) = &link.lost_frame {
-                lost.store(true, Ordering::Relaxed);
+            if let Some(reset) = &link.reset {
+                reset.notify_one();
             }
+        }
+    }
+
+    /// Drops the ordered connection to `to` (it reconnects at once).
+    pub fn reset(&self, to: ServerId) {
+        if let Some(reset) = self.quorum.get(&to).and_then(|l| l.reset.as_ref()) {
+            reset.notify_one();
         }
     }
 }
@@ -114,10 +121,10 @@ pub(crate) async fn start(me: u64, ensemble: &Ensemble, driver: mpsc::Sender<ToD
     for member in ensemble.members.iter().filter(|m| m.id != me) {
         for (port, ordered) in [(member.election_port, false), (member.quorum_port, true)] {
             let (tx, rx) = mpsc::channel(LINK_QUEUE);
-            let lost_frame = ordered.then(|| Arc::new(AtomicBool::new(false)));
-            tokio::spawn(dial(me, member.clone(), port, rx, lost_frame.clone()));
+            let reset = ordered.then(|| Arc::new(Notify::new()));
+            tokio::spawn(dial(me, member.clone(), port, rx, reset.clone()));
             let map = if ordered { &mut links.quorum } else { &mut links.election };
-            map.insert(ServerId(member.id), Link { frames: tx, lost_frame });
+            map.insert(ServerId(member.id), Link { frames: tx, reset });
         }
     }
     Ok(links)
@@ -212,13 +219,7 @@ fn decode<T: Record>(body: &[u8]) -> Result<T, String> {
 }
 
 /// Keeps one outgoing connection up and writes the frames queued for it, in order.
-async fn dial(
-    me: u64,
-    member: Member,
-    port: u16,
-    mut frames: mpsc::Receiver<Vec<u8>>,
-    lost_frame: Option<Arc<AtomicBool>>,
-) {
+async fn dial(me: u64, member: Member, port: u16, mut frames: mpsc::Receiver<Vec<u8>>, reset: Option<Arc<Notify>>) {
     let mut backoff = Duration::from_millis(20);
     loop {
         let stream = match TcpStream::connect((member.host.as_str(), port)).await {
@@ -252,6 +253,10 @@ async fn dial(
                     tracing::info!(peer = member.id, port, "peer closed the connection; reconnecting");
                     break;
                 }
+                _ = async { reset.as_ref()?.notified().await; Some(()) }, if reset.is_some() => {
+                    tracing::info!(peer = member.id, port, "dropping the connection for a fresh start");
+                    break;
+                }
             };
             let mut written = stream.write_all(&frame).await;
             // Write what else is queued before flushing: one syscall for a burst.
@@ -260,10 +265,6 @@ async fn dial(
                     Ok(next) => written = stream.write_all(&next).await,
                     Err(_) => break,
                 }
-            }
-            if lost_frame.as_ref().is_some_and(|lost| lost.swap(false, Ordering::Relaxed)) {
-                tracing::warn!(peer = member.id, port, "frames were dropped for a slow peer; reconnecting");
-                break;
             }
             if written.is_err() || stream.flush().await.is_err() {
                 // What was buffered is lost with the connection; ZAB sees the gap.

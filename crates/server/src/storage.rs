@@ -27,7 +27,7 @@ pub enum RecoverError {
     Wal(#[from] WalError),
     #[error("transaction log: entry {zxid:#x} does not decode: {reason}")]
     Decode { zxid: i64, reason: String },
-    #[error("transaction log: transactions {after:#x}..{first:#x} are missing after the snapshot")]
+    #[error("transaction log: the transactions between {after:#x} and {first:#x} are missing")]
     Gap { after: i64, first: i64 },
     #[error("reading the transaction log failed unexpectedly")]
     Panicked,
@@ -40,8 +40,9 @@ const PROBE_BYTES: usize = 256 << 10;
 pub(crate) enum LogJob {
     /// Log entries, all prepared under one log generation.
     Append { generation: u64, entries: Vec<(i64, Vec<u8>)> },
-    /// In an ensemble: the leader said to drop everything after `after`.
-    Truncate { after: i64 },
+    /// In an ensemble: the leader said to drop everything after `after`; `done` hears when
+    /// that is durable.
+    Truncate { after: i64, done: std::sync::mpsc::Sender<()> },
     /// In an ensemble: a snapshot from the leader at `after` replaces the whole log.
     Reset { after: i64 },
 }
@@ -121,11 +122,15 @@ pub(crate) fn recover(config: &Config, replica: &mut Replica) -> Result<Recovere
         drop(wal);
         Wal::open(OsDisk, &dir, wal_options(config), after)?
     };
-    // Zxids are consecutive within an epoch only; an ensemble's log spans epochs.
-    if let Some(&(first, _)) = recovery.entries.first().filter(|_| !ensemble) {
-        if first != after + 1 {
-            return Err(RecoverError::Gap { after, first });
+    // Each entry follows the one before it: the next zxid, or in an ensemble (whose log
+    // spans epochs) the first of a later epoch.
+    let mut previous = after;
+    for &(zxid, _) in &recovery.entries {
+        let next_epoch = ensemble && zxid >> 32 > previous >> 32 && zxid & 0xffff_ffff == 1;
+        if zxid != previous + 1 && !next_epoch {
+            return Err(RecoverError::Gap { after: previous, first: zxid });
         }
+        previous = zxid;
     }
     let count = recovery.entries.len();
     if ensemble {
@@ -198,7 +203,10 @@ pub(crate) fn spawn_disk_thread(
                         next = Some(other);
                         break;
                     }
-                    LogJob::Truncate { after } => cut(&mut wal, after, |w| w.truncate_after(after)),
+                    LogJob::Truncate { after, done } => {
+                        cut(&mut wal, after, |w| w.truncate_after(after));
+                        let _ = done.send(());
+                    }
                     LogJob::Reset { after } => cut(&mut wal, after, |w| w.reset(after)),
                 }
             }

@@ -383,6 +383,11 @@ impl Sim {
 
     /// Steps a server's replica and routes what it says, as the driver does: transactions to
     /// ZAB, messages to the leader or a follower, the rest to the clients' connections.
+    /// The ZAB peer of a live server.
+    fn peer(&self, id: ServerId) -> Option<&Peer> {
+        self.nodes.get(&id)?.server.as_ref().map(|s| &s.peer)
+    }
+
     fn replica_step(&mut self, id: ServerId, input: replica::Input) -> Result<(), Failure> {
         let now_ms = self.now_ms();
         let Some(server) = self.server_mut(id) else { return Ok(()) };
@@ -682,10 +687,14 @@ impl Sim {
         for m in due {
             match m.carried {
                 Carried::Zab { stream, msg } => self.step(m.to, Input::Message { from: m.from, stream, msg })?,
-                Carried::ToLeader(msg) => {
+                // As the driver does: only within the current leadership.
+                Carried::ToLeader(msg) if self.peer(m.to).is_some_and(|p| p.leads(m.from)) => {
                     self.replica_step(m.to, replica::Input::FromFollower { from: m.from.0, msg })?
                 }
-                Carried::ToFollower(msg) => self.replica_step(m.to, replica::Input::FromLeader(msg))?,
+                Carried::ToFollower(msg) if self.peer(m.to).is_some_and(|p| p.serves_under(m.from)) => {
+                    self.replica_step(m.to, replica::Input::FromLeader(msg))?
+                }
+                Carried::ToLeader(_) | Carried::ToFollower(_) => {}
             }
         }
         for id in self.ids.clone() {

@@ -58,11 +58,22 @@ fn main() -> anyhow::Result<()> {
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
     match cli.command {
-        Command::Server { config } => run_server(config, |configured| {
-            if from_env.is_none() {
-                let _ = level.modify(|filter| *filter = tracing_subscriber::EnvFilter::new(configured));
-            }
-        }),
+        Command::Server { config } => {
+            // A panicking task (a bug) would leave a process that accepts connections and
+            // serves nothing; the server stops instead, so that its ensemble goes on
+            // without it and a supervisor restarts it.
+            let report = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                report(info);
+                tracing::error!("a task panicked; stopping the server");
+                std::process::exit(70);
+            }));
+            run_server(config, |configured| {
+                if from_env.is_none() {
+                    let _ = level.modify(|filter| *filter = tracing_subscriber::EnvFilter::new(configured));
+                }
+            })
+        }
         Command::Bench(args) => {
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(bench::run(args))
         }

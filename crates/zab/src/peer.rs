@@ -291,6 +291,17 @@ impl Peer {
         }
     }
 
+    /// On a leader: whether `id` is a learner it is synchronizing or broadcasting to (in
+    /// this epoch, on the current connection).
+    pub fn leads(&self, id: ServerId) -> bool {
+        matches!(&self.role, Role::Leading(l) if l.forwarding.contains(&id))
+    }
+
+    /// Whether this peer serves as a learner of `id`, synchronized in its current epoch.
+    pub fn serves_under(&self, id: ServerId) -> bool {
+        id != self.config.id && self.is_serving() && self.leader() == Some(id)
+    }
+
     pub fn voters(&self) -> usize {
         self.config.voters.len()
     }
