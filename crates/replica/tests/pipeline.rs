@@ -341,3 +341,18 @@ fn a_follower_forwards_a_new_session_and_leaves_it_out_of_snapshots_until_commit
     );
     assert_ne!(snapshot_of(&mut h.replica).remove(0), vec![0, 0, 0, 0]);
 }
+
+#[test]
+fn a_new_leader_answers_a_sync_with_a_zxid_a_transaction_took() {
+    let mut h = Harness::new();
+    h.step(Input::RoleChanged(replica::Role::Leading { epoch: 3 }));
+    // No write yet in epoch 3: the follower must wait for nothing (its applied 0), not for
+    // 0x300000000, which no transaction will ever have.
+    let sync = replica::ToLeader::Sync { session_id: 7, cxid: 1 };
+    let out = h.step(Input::FromFollower { from: 2, msg: sync });
+    let msg = replica::ToFollower::Synced { session_id: 7, cxid: 1, zxid: 0 };
+    assert_eq!(out, vec![Output::ToFollower { to: 2, msg }]);
+    let revalidate = replica::ToLeader::Revalidate { session_id: 7, conn: 4 };
+    let out = h.step(Input::FromFollower { from: 2, msg: revalidate });
+    assert_eq!(out, vec![Output::ToFollower { to: 2, msg: replica::ToFollower::Revalidated { conn: 4, zxid: 0 } }]);
+}
