@@ -57,6 +57,20 @@ pub enum ToFollower {
     Revalidated { conn: u64, zxid: i64 },
 }
 
+/// The input for a message ZAB relayed from server `from` (`zab::Output::Relayed`): the
+/// leader hears its followers' [`ToLeader`], a follower its leader's [`ToFollower`].
+pub fn relayed(role: Role, from: u64, data: &[u8]) -> Result<crate::Input, DecodeError> {
+    let r = &mut Reader::new(data);
+    let input = match role {
+        Role::Leading { .. } => crate::Input::FromFollower { from, msg: ToLeader::decode(r)? },
+        _ => crate::Input::FromLeader(ToFollower::decode(r)?),
+    };
+    match r.remaining() {
+        0 => Ok(input),
+        n => Err(DecodeError::Unsupported { what: "bytes after a relayed message", value: n as i32 }),
+    }
+}
+
 const CREATE_SESSION: i32 = 1;
 const WRITE: i32 = 2;
 const MALFORMED_WRITE: i32 = 3;

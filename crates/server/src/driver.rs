@@ -268,25 +268,7 @@ impl Driver {
                 // Only the end of the newest connection means the peer is gone.
                 FromPeer::Down if self.replication.as_ref().is_some_and(|r| r.newest_link.get(&from) > Some(&link)) => {
                 }
-                FromPeer::Down => {
-                    // Our connection to it goes too, so that it notices at once as well.
-                    if let Some(r) = &self.replication {
-                        r.links.reset(from);
-                    }
-                    self.zab(zab::Input::LinkDown { peer: from })
-                }
-                // Only from a follower synchronized in this epoch: what one sent before it
-                // lost its leader (a write still queued on an old connection) must not
-                // commit now, possibly behind writes its client made since.
-                FromPeer::ToLeader(msg) if self.replication.as_ref().is_some_and(|r| r.peer.leads(from)) => {
-                    self.step(Input::FromFollower { from: from.0, msg })
-                }
-                FromPeer::ToFollower(msg) if self.replication.as_ref().is_some_and(|r| r.peer.serves_under(from)) => {
-                    self.step(Input::FromLeader(msg))
-                }
-                FromPeer::ToLeader(_) | FromPeer::ToFollower(_) => {
-                    tracing::debug!(peer = from.0, "a message from outside the current leadership dropped")
-                }
+                FromPeer::Down => self.zab(zab::Input::LinkDown { peer: from }),
             },
             ToDriver::SnapshotSaved { zxid, bytes } => self.zab(zab::Input::Compact { zxid, snapshot: bytes }),
         }
@@ -356,6 +338,14 @@ impl Driver {
                 // The log files before a snapshot go with purging, as in standalone.
                 zab::Output::CompactLog { .. } => {}
                 zab::Output::Rejected { .. } => tracing::info!("a write reached a leader that is stepping down"),
+                zab::Output::Relayed { from, data } => {
+                    match replica::ensemble::relayed(self.replica.role(), from.0, &data) {
+                        Ok(input) => self.step(input),
+                        Err(e) => {
+                            tracing::warn!(peer = from.0, error = %e, "a relayed message does not decode; dropped")
+                        }
+                    }
+                }
                 zab::Output::Role { state, epoch } => {
                     let peer = &replication.peer;
                     let role = if peer.is_established_leader() {
@@ -436,19 +426,16 @@ impl Driver {
                     self.to_log.push((txn.zxid, txn.to_bytes()));
                     continue;
                 }
+                // In ZAB's ordered stream, so that one lost shows as a gap like any other, and
+                // ZAB takes them only within the current leadership.
                 Output::ToLeader(msg) => {
-                    if let Some(r) = &self.replication {
-                        match r.peer.leader() {
-                            Some(leader) => r.links.send_to_leader(leader, &msg),
-                            None => tracing::debug!("no leader to forward to"),
-                        }
+                    if let Some(leader) = self.replication.as_ref().and_then(|r| r.peer.leader()) {
+                        self.zab(zab::Input::Relay { to: leader, data: msg.to_bytes() });
                     }
                     continue;
                 }
                 Output::ToFollower { to, msg } => {
-                    if let Some(r) = &self.replication {
-                        r.links.send_to_follower(zab::ServerId(to), &msg);
-                    }
+                    self.zab(zab::Input::Relay { to: zab::ServerId(to), data: msg.to_bytes() });
                     continue;
                 }
                 Output::Connected { conn, response } => (conn, Outbound::Connected(response)),

@@ -3,20 +3,17 @@
 //! Each server listens on its quorum port and its election port, and keeps one outgoing
 //! connection to each other member on each port (reconnecting while it is down). The
 //! election port's connections carry ZAB's election notifications; the quorum port's carry
-//! ZAB's ordered stream (synchronization, proposals, acks, commits, pings) and the
-//! replicas' own messages (forwarded writes, syncs, session liveness). A connection carries
-//! one direction only, so each is a plain FIFO pipe: what one server writes on it reaches
-//! the other in order, or the connection breaks and ZAB sees the gap.
+//! ZAB's ordered stream (synchronization, proposals, acks, commits, pings, and the
+//! replicas' own messages relayed inside it: forwarded writes, syncs, session liveness). A
+//! connection carries one direction only, so each is a plain FIFO pipe: what one server
+//! writes on it reaches the other in order, or the connection breaks and ZAB sees the gap.
 //!
 //! On the wire, a connection starts with [`MAGIC`] and the sender's server id (u64); then
-//! frames follow, each a kind byte and a length-prefixed body (ZAB's frames from
-//! `zab::encode_frame`, or a replica message as Jute). Decoding happens here, on the
-//! connection's task; the driver gets whole messages.
+//! ZAB's frames follow (`zab::encode_frame`). Decoding happens here, on the connection's
+//! task; the driver gets whole messages.
 
 use crate::config::{Ensemble, Member};
 use crate::driver::ToDriver;
-use proto::jute::{Reader, Record};
-use replica::{ToFollower, ToLeader};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,10 +23,6 @@ use tokio::sync::{mpsc, Notify};
 use zab::{Message, ServerId};
 
 const MAGIC: &[u8; 4] = b"WRN1";
-
-const KIND_ZAB: u8 = 0;
-const KIND_TO_LEADER: u8 = 1;
-const KIND_TO_FOLLOWER: u8 = 2;
 
 /// Frames waiting for one connection; beyond this the newest are dropped (ZAB sees the
 /// gap and synchronizes again), so a dead peer never holds more than this much memory.
@@ -42,8 +35,6 @@ pub(crate) enum FromPeer {
         stream: (u64, u64),
         msg: Message,
     },
-    ToLeader(ToLeader),
-    ToFollower(ToFollower),
     /// The quorum connection from this server closed.
     Down,
 }
@@ -57,36 +48,16 @@ pub(crate) struct Links {
 /// The sending end of one connection.
 struct Link {
     frames: mpsc::Sender<Vec<u8>>,
-    /// On an ordered (quorum) connection: told when a frame had to be dropped (or the
-    /// peer's connection to us broke), to drop the connection too, so that the peer sees
-    /// it break and both sides synchronize again, rather than a forwarded write silently
-    /// never being answered.
+    /// On an ordered (quorum) connection: told when a frame had to be dropped, to drop the
+    /// connection too, so that the peer sees it break at once rather than at the next
+    /// frame's gap.
     reset: Option<Arc<Notify>>,
-}
-
-fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(5 + body.len());
-    out.push(kind);
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(body);
-    out
 }
 
 impl Links {
     pub fn send_zab(&self, to: ServerId, stream: (u64, u64), msg: &Message) {
-        // zab's frame already has its length prefix.
-        let mut out = vec![KIND_ZAB];
-        out.extend_from_slice(&zab::encode_frame(stream, msg));
         let links = if stream.1 == 0 { &self.election } else { &self.quorum };
-        Self::push(links, to, out);
-    }
-
-    pub fn send_to_leader(&self, to: ServerId, msg: &ToLeader) {
-        Self::push(&self.quorum, to, frame(KIND_TO_LEADER, &msg.to_bytes()));
-    }
-
-    pub fn send_to_follower(&self, to: ServerId, msg: &ToFollower) {
-        Self::push(&self.quorum, to, frame(KIND_TO_FOLLOWER, &msg.to_bytes()));
+        Self::push(links, to, zab::encode_frame(stream, msg));
     }
 
     fn push(links: &BTreeMap<ServerId, Link>, to: ServerId, frame: Vec<u8>) {
@@ -96,13 +67,6 @@ impl Links {
             if let Some(reset) = &link.reset {
                 reset.notify_one();
             }
-        }
-    }
-
-    /// Drops the ordered connection to `to` (it reconnects at once).
-    pub fn reset(&self, to: ServerId) {
-        if let Some(reset) = self.quorum.get(&to).and_then(|l| l.reset.as_ref()) {
-            reset.notify_one();
         }
     }
 }
@@ -184,38 +148,21 @@ async fn read_frames(
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
     let mut stream = tokio::io::BufReader::with_capacity(64 << 10, stream);
     loop {
-        let kind = match stream.read_u8().await {
-            Ok(kind) => kind,
+        let mut prefix = [0u8; 4];
+        match stream.read_exact(&mut prefix).await {
+            Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e),
-        };
-        let mut prefix = [0u8; 4];
-        stream.read_exact(&mut prefix).await?;
+        }
         let len = zab::frame_len(prefix).map_err(|e| invalid(e.to_string()))?;
         let mut body = vec![0u8; len];
         stream.read_exact(&mut body).await?;
-        let msg = match kind {
-            KIND_ZAB => {
-                let (stream, msg) = zab::decode_body(&body).map_err(|e| invalid(e.to_string()))?;
-                FromPeer::Zab { stream, msg }
-            }
-            KIND_TO_LEADER => FromPeer::ToLeader(decode(&body).map_err(invalid)?),
-            KIND_TO_FOLLOWER => FromPeer::ToFollower(decode(&body).map_err(invalid)?),
-            other => return Err(invalid(format!("unknown frame kind {other}"))),
-        };
+        let (stream, msg) = zab::decode_body(&body).map_err(|e| invalid(e.to_string()))?;
+        let msg = FromPeer::Zab { stream, msg };
         if driver.send(ToDriver::Peer { from: ServerId(from), link, msg }).await.is_err() {
             return Ok(());
         }
     }
-}
-
-fn decode<T: Record>(body: &[u8]) -> Result<T, String> {
-    let mut r = Reader::new(body);
-    let value = T::decode(&mut r).map_err(|e| e.to_string())?;
-    if r.remaining() != 0 {
-        return Err(format!("{} bytes after the message", r.remaining()));
-    }
-    Ok(value)
 }
 
 /// Keeps one outgoing connection up and writes the frames queued for it, in order.
@@ -254,7 +201,7 @@ async fn dial(me: u64, member: Member, port: u16, mut frames: mpsc::Receiver<Vec
                     break;
                 }
                 _ = async { reset.as_ref()?.notified().await; Some(()) }, if reset.is_some() => {
-                    tracing::info!(peer = member.id, port, "dropping the connection for a fresh start");
+                    tracing::info!(peer = member.id, port, "frames were dropped for a slow peer; reconnecting");
                     break;
                 }
             };

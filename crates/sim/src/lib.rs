@@ -32,7 +32,7 @@ mod clients;
 use proto::Record;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use replica::{Replica, Role, ToFollower, ToLeader};
+use replica::{Replica, Role};
 use std::collections::{btree_map, BTreeMap, BTreeSet};
 use tree::{owner, Txn, TxnOp};
 use zab::{Config, Durable, Entry, Input, Message, Output, Peer, PeerState, ServerId, Zxid};
@@ -124,22 +124,16 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// What travels between two servers: ZAB's messages, and the replicas' own on the same
-/// ordered connection, as the server's quorum port carries both.
-#[derive(Clone)]
-enum Carried {
-    Zab { stream: (u64, u64), msg: Message },
-    ToLeader(ToLeader),
-    ToFollower(ToFollower),
-}
-
 struct InFlight {
     at: u64,
     /// Order on its link: links are FIFO, as TCP connections are.
     seq: u64,
     from: ServerId,
     to: ServerId,
-    carried: Carried,
+    /// ZAB's message and its place in the sender's stream (the replicas' own messages
+    /// travel inside it, as `Message::Relay`).
+    stream: (u64, u64),
+    msg: Message,
 }
 
 /// A running server process.
@@ -300,7 +294,7 @@ impl Sim {
                 if !matches!(msg, Message::Ping { .. } | Message::Notification { .. } | Message::Ack { .. }) {
                     self.log(|| format!("s{} -> s{}: {}", id.0, to.0, brief(&msg)));
                 }
-                self.transmit(id, to, Carried::Zab { stream, msg });
+                self.transmit(id, to, stream, msg);
             }
             Output::Append { entries } => {
                 let delay = if self.chance(self.faults.slow_disk) { 1 + self.below(4) } else { 0 };
@@ -340,6 +334,15 @@ impl Sim {
                 self.replica_step(id, replica::Input::RoleChanged(role))?;
             }
             Output::Rejected { .. } => {}
+            Output::Relayed { from, data } => {
+                let Some(role) = self.server(id).map(|s| s.replica.role()) else { return Ok(()) };
+                match replica::ensemble::relayed(role, from.0, &data) {
+                    Ok(input) => self.replica_step(id, input)?,
+                    Err(e) => {
+                        return Err(self.fail(format!("s{} got a relayed message that does not decode: {e}", id.0)))
+                    }
+                }
+            }
             Output::CompactLog { upto } => {
                 if let Some(node) = self.nodes.get_mut(&id) {
                     node.disk.log.retain(|e| e.zxid > upto);
@@ -361,33 +364,25 @@ impl Sim {
     }
 
     /// Puts a message on the link between two servers, subject to partitions, loss, delay
-    /// and (ZAB's messages only, whose sequence numbers stand in for TCP's) duplication.
-    fn transmit(&mut self, from: ServerId, to: ServerId, carried: Carried) {
+    /// and duplication (the sequence numbers stand in for TCP's).
+    fn transmit(&mut self, from: ServerId, to: ServerId, stream: (u64, u64), msg: Message) {
         if self.cut.contains(&(from, to)) || self.chance(self.faults.loss) {
             return;
         }
-        let (zab, election) = match &carried {
-            Carried::Zab { msg, .. } => (true, matches!(msg, Message::Notification { .. })),
-            _ => (false, false),
-        };
-        let copies = if zab && self.chance(self.faults.duplicate) { 2 } else { 1 };
+        let election = matches!(msg, Message::Notification { .. });
+        let copies = if self.chance(self.faults.duplicate) { 2 } else { 1 };
         for _ in 0..copies {
             let delay = 1 + self.below(self.faults.max_delay + 1);
             let link = self.links.entry((from, to, election)).or_insert((0, 0));
             link.0 = link.0.max(self.tick + delay);
             link.1 += 1;
             let (at, seq) = *link;
-            self.network.push(InFlight { at, seq, from, to, carried: carried.clone() });
+            self.network.push(InFlight { at, seq, from, to, stream, msg: msg.clone() });
         }
     }
 
     /// Steps a server's replica and routes what it says, as the driver does: transactions to
     /// ZAB, messages to the leader or a follower, the rest to the clients' connections.
-    /// The ZAB peer of a live server.
-    fn peer(&self, id: ServerId) -> Option<&Peer> {
-        self.nodes.get(&id)?.server.as_ref().map(|s| &s.peer)
-    }
-
     fn replica_step(&mut self, id: ServerId, input: replica::Input) -> Result<(), Failure> {
         let now_ms = self.now_ms();
         let Some(server) = self.server_mut(id) else { return Ok(()) };
@@ -397,10 +392,12 @@ impl Sim {
                 replica::Output::Append { txn } => self.step(id, Input::Propose { data: txn.to_bytes() })?,
                 replica::Output::ToLeader(msg) => {
                     if let Some(leader) = self.server(id).and_then(|s| s.peer.leader()) {
-                        self.transmit(id, leader, Carried::ToLeader(msg));
+                        self.step(id, Input::Relay { to: leader, data: msg.to_bytes() })?;
                     }
                 }
-                replica::Output::ToFollower { to, msg } => self.transmit(id, ServerId(to), Carried::ToFollower(msg)),
+                replica::Output::ToFollower { to, msg } => {
+                    self.step(id, Input::Relay { to: ServerId(to), data: msg.to_bytes() })?
+                }
                 replica::Output::Connected { conn, response } => self.connected(id, conn, response)?,
                 replica::Output::Reply { conn, header, .. } => self.replied(id, conn, header)?,
                 replica::Output::Close { conn } => self.closed_by_server(id, conn),
@@ -685,17 +682,7 @@ impl Sim {
         }
         let due: Vec<InFlight> = ordered.into_iter().flatten().collect();
         for m in due {
-            match m.carried {
-                Carried::Zab { stream, msg } => self.step(m.to, Input::Message { from: m.from, stream, msg })?,
-                // As the driver does: only within the current leadership.
-                Carried::ToLeader(msg) if self.peer(m.to).is_some_and(|p| p.leads(m.from)) => {
-                    self.replica_step(m.to, replica::Input::FromFollower { from: m.from.0, msg })?
-                }
-                Carried::ToFollower(msg) if self.peer(m.to).is_some_and(|p| p.serves_under(m.from)) => {
-                    self.replica_step(m.to, replica::Input::FromLeader(msg))?
-                }
-                Carried::ToLeader(_) | Carried::ToFollower(_) => {}
-            }
+            self.step(m.to, Input::Message { from: m.from, stream: m.stream, msg: m.msg })?;
         }
         for id in self.ids.clone() {
             self.step(id, Input::Tick)?;

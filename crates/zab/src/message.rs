@@ -119,4 +119,10 @@ pub enum Message {
     Ping {
         epoch: u32,
     },
+    /// The application's own message between a follower and its leader (forwarded
+    /// requests, and their answers), carried in the ordered stream so that a lost one shows
+    /// as a gap like any other; delivered only within the current leadership.
+    Relay {
+        data: Vec<u8>,
+    },
 }

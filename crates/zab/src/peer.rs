@@ -51,6 +51,12 @@ pub enum Input {
     Propose {
         data: Vec<u8>,
     },
+    /// Send the application's message to `to` in the ordered stream: a follower to its
+    /// leader, the leader to one of its learners. Dropped outside that relation.
+    Relay {
+        to: ServerId,
+        data: Vec<u8>,
+    },
     /// The ordered connection from `peer` is gone (its process died, or the link broke):
     /// what was in flight on it is lost, as when a gap shows in its stream, but known at
     /// once rather than at the next message or after `sync_limit` ticks.
@@ -92,6 +98,12 @@ pub enum Output {
     /// Committed, in zxid order, each exactly once per run of this peer.
     Deliver {
         entry: Entry,
+    },
+    /// The application's message from `from` (see [`Input::Relay`]): from the leader this
+    /// peer serves under, or from a learner synchronized with this leader.
+    Relayed {
+        from: ServerId,
+        data: Vec<u8>,
     },
     /// Replace the application's state with this snapshot (from the leader), durably.
     InstallSnapshot {
@@ -345,6 +357,11 @@ impl Peer {
             Input::Propose { data } => self.propose(data),
             Input::Compact { zxid, snapshot } => self.compact(zxid, snapshot),
             Input::LinkDown { peer } => self.link_broken(peer),
+            Input::Relay { to, data } => {
+                if self.leads(to) || self.serves_under(to) {
+                    self.send(to, Message::Relay { data });
+                }
+            }
         }
         std::mem::take(&mut self.out)
     }
@@ -881,6 +898,11 @@ impl Peer {
                         *logged = (*logged).max(zxid);
                         self.advance_commit();
                     }
+                }
+            }
+            Message::Relay { data } => {
+                if self.leads(from) || self.serves_under(from) {
+                    self.out.push(Output::Relayed { from, data });
                 }
             }
             Message::Ping { epoch } => match &mut self.role {

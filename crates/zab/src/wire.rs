@@ -44,6 +44,7 @@ const PROPOSAL: u8 = 11;
 const ACK: u8 = 12;
 const COMMIT: u8 = 13;
 const PING: u8 = 14;
+const RELAY: u8 = 15;
 
 /// The smallest encoded entry (zxid and an empty payload's length), to check a count
 /// against the bytes left before allocating for it.
@@ -161,6 +162,10 @@ fn encode_message(out: &mut Vec<u8>, msg: &Message) {
             out.push(PING);
             u32(out, *epoch);
         }
+        Message::Relay { data } => {
+            out.push(RELAY);
+            bytes(out, data);
+        }
     }
 }
 
@@ -218,6 +223,7 @@ pub fn decode_body(body: &[u8]) -> Result<((u64, u64), Message), WireError> {
         ACK => Message::Ack { epoch: r.u32()?, zxid: r.i64()? },
         COMMIT => Message::Commit { epoch: r.u32()?, zxid: r.i64()? },
         PING => Message::Ping { epoch: r.u32()? },
+        RELAY => Message::Relay { data: r.bytes()? },
         other => return Err(WireError::UnknownTag(other)),
     };
     match r.remaining() {

@@ -21,6 +21,7 @@ fn variant(msg: &Message) -> usize {
         Message::Ack { .. } => 11,
         Message::Commit { .. } => 12,
         Message::Ping { .. } => 13,
+        Message::Relay { .. } => 14,
     }
 }
 
@@ -59,8 +60,9 @@ fn every_variant_round_trips() {
         Message::Ack { epoch: 4, zxid: zxid(4, 3) },
         Message::Commit { epoch: 4, zxid: i64::MIN },
         Message::Ping { epoch: 0 },
+        Message::Relay { data: b"forwarded".to_vec() },
     ];
-    let mut seen = [false; 14];
+    let mut seen = [false; 15];
     for (i, msg) in messages.iter().enumerate() {
         seen[variant(msg)] = true;
         round_trip((i as u64, u64::MAX - i as u64), msg);
@@ -138,7 +140,7 @@ fn counts_beyond_the_bytes_left_are_refused_before_allocating() {
 
 #[test]
 fn unknown_tags_and_states_and_trailing_bytes_are_errors() {
-    for tag in [0].into_iter().chain(15..=255) {
+    for tag in [0].into_iter().chain(16..=255) {
         assert_eq!(decode_body(&raw(tag, &[&[0; 64]])), Err(WireError::UnknownTag(tag)));
     }
     let notification = raw(1, &[&[0; 20], &[3], &[0; 8]]);
@@ -182,6 +184,7 @@ fn arb_message() -> impl Strategy<Value = Message> {
         (any::<u32>(), any::<i64>()).prop_map(|(epoch, zxid)| Message::Ack { epoch, zxid }),
         (any::<u32>(), any::<i64>()).prop_map(|(epoch, zxid)| Message::Commit { epoch, zxid }),
         any::<u32>().prop_map(|epoch| Message::Ping { epoch }),
+        prop::collection::vec(any::<u8>(), 0..64).prop_map(|data| Message::Relay { data }),
     ]
 }
 
