@@ -24,7 +24,21 @@ impl Server {
     /// A server with a short tick (200 ms) so that session tests run fast; `extra` lines
     /// are appended to its `zoo.cfg` (and override what is set before them).
     pub fn start(extra: &str) -> Server {
+        let server = Server::launch(tempfile::tempdir().unwrap(), extra);
+        server.wait_ready();
+        server
+    }
+
+    /// Member `id` of an ensemble whose `server.N` lines are `members`: its `myid` is
+    /// written where ZooKeeper expects it. Not waited for: members start together.
+    pub fn launch_member(id: u64, members: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        std::fs::write(dir.path().join("data").join("myid"), id.to_string()).unwrap();
+        Server::launch(dir, &format!("initLimit=10\nsyncLimit=5\n{members}"))
+    }
+
+    fn launch(dir: tempfile::TempDir, extra: &str) -> Server {
         let [port, admin_port, metrics_port] = free_ports();
         let cfg = dir.path().join("zoo.cfg");
         std::fs::write(
@@ -39,12 +53,10 @@ impl Server {
         )
         .unwrap();
         let child = spawn(&cfg, dir.path());
-        let server = Server { child, port, admin_port, metrics_port, dir, cfg };
-        server.wait_ready();
-        server
+        Server { child, port, admin_port, metrics_port, dir, cfg }
     }
 
-    fn wait_ready(&self) {
+    pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.four_letter("ruok") != "imok" {
             assert!(Instant::now() < deadline, "server did not start: {}", self.log());
