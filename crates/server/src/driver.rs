@@ -338,6 +338,7 @@ impl Driver {
                 // The log files before a snapshot go with purging, as in standalone.
                 zab::Output::CompactLog { .. } => {}
                 zab::Output::Rejected { .. } => tracing::info!("a write reached a leader that is stepping down"),
+                zab::Output::Disconnect { peer } => replication.links.reset(peer),
                 zab::Output::Relayed { from, data } => {
                     match replica::ensemble::relayed(self.replica.role(), from.0, &data) {
                         Ok(input) => self.step(input),

@@ -48,9 +48,8 @@ pub(crate) struct Links {
 /// The sending end of one connection.
 struct Link {
     frames: mpsc::Sender<Vec<u8>>,
-    /// On an ordered (quorum) connection: told when a frame had to be dropped, to drop the
-    /// connection too, so that the peer sees it break at once rather than at the next
-    /// frame's gap.
+    /// On an ordered (quorum) connection: told to drop the connection (a frame had to be
+    /// dropped, or ZAB gave up on the peer), so that the peer sees it break at once.
     reset: Option<Arc<Notify>>,
 }
 
@@ -67,6 +66,14 @@ impl Links {
             if let Some(reset) = &link.reset {
                 reset.notify_one();
             }
+        }
+    }
+
+    /// Drops the ordered connection to `to` (it reconnects at once), so that the peer sees
+    /// it go.
+    pub fn reset(&self, to: ServerId) {
+        if let Some(reset) = self.quorum.get(&to).and_then(|l| l.reset.as_ref()) {
+            reset.notify_one();
         }
     }
 }
@@ -201,7 +208,7 @@ async fn dial(me: u64, member: Member, port: u16, mut frames: mpsc::Receiver<Vec
                     break;
                 }
                 _ = async { reset.as_ref()?.notified().await; Some(()) }, if reset.is_some() => {
-                    tracing::info!(peer = member.id, port, "frames were dropped for a slow peer; reconnecting");
+                    tracing::info!(peer = member.id, port, "dropping the connection (a frame was lost, or the peer is no longer counted on)");
                     break;
                 }
             };

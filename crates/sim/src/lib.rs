@@ -334,6 +334,12 @@ impl Sim {
                 self.replica_step(id, replica::Input::RoleChanged(role))?;
             }
             Output::Rejected { .. } => {}
+            // The connection breaks: the other side learns it, unless it is cut off anyway.
+            Output::Disconnect { peer } => {
+                if !self.cut.contains(&(id, peer)) {
+                    self.step(peer, Input::LinkDown { peer: id })?;
+                }
+            }
             Output::Relayed { from, data } => {
                 let Some(role) = self.server(id).map(|s| s.replica.role()) else { return Ok(()) };
                 match replica::ensemble::relayed(role, from.0, &data) {

@@ -118,6 +118,11 @@ pub enum Output {
     Rejected {
         data: Vec<u8>,
     },
+    /// Break the ordered connection to `peer`, so that it sees the link go (its
+    /// [`Input::LinkDown`]): a leader that stopped counting on a learner tells it at once.
+    Disconnect {
+        peer: ServerId,
+    },
     /// This peer now leads, follows or looks (for logs and the server's mode).
     Role {
         state: PeerState,
@@ -395,10 +400,14 @@ impl Peer {
                 self.look();
             }
             Role::Leading(leader) => {
-                leader.forwarding.remove(&peer);
+                let was_learner = leader.forwarding.remove(&peer);
                 leader.synced.remove(&peer);
                 leader.acks.remove(&peer);
                 leader.sessions.remove(&peer);
+                // It would otherwise go on serving until `sync_limit` ticks without news.
+                if was_learner {
+                    self.out.push(Output::Disconnect { peer });
+                }
             }
             _ => {}
         }
