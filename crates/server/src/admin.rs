@@ -123,15 +123,7 @@ struct Admin {
 async fn serve(listener: TcpListener, admin: Admin, command_url: Option<String>) {
     let command_url: Arc<Option<String>> = Arc::new(command_url);
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Usually out of file descriptors: wait instead of spinning.
-                tracing::warn!(error = %e, "admin server: accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (stream, peer) = crate::accept(&listener, "admin").await;
         let (admin, command_url) = (admin.clone(), command_url.clone());
         tokio::spawn(async move {
             let service = service_fn(move |request: Request<Incoming>| {

@@ -334,7 +334,7 @@ impl Driver {
                         std::process::exit(1);
                     }
                 },
-                zab::Output::InstallSnapshot { zxid, snapshot } => self.install_snapshot(zxid, &snapshot),
+                zab::Output::InstallSnapshot { zxid, snapshot } => self.install_snapshot(zxid, snapshot),
                 // The log files before a snapshot go with purging, as in standalone.
                 zab::Output::CompactLog { .. } => {}
                 zab::Output::Rejected { .. } => tracing::info!("a write reached a leader that is stepping down"),
@@ -372,7 +372,7 @@ impl Driver {
     /// A crash before the log is reset leaves the old log beside the new snapshot; that is
     /// harmless: the leader sends a snapshot only to a follower whose whole log is at or
     /// before the snapshot's zxid, and recovery reads only what follows the snapshot.
-    fn install_snapshot(&mut self, zxid: i64, bytes: &[u8]) {
+    fn install_snapshot(&mut self, zxid: i64, bytes: Vec<u8>) {
         let dir = crate::storage::snapshot_dir(&self.config);
         let installed = crate::storage::install_snapshot(&dir, zxid, bytes)
             .and_then(|snapshot| self.replica.restore_snapshot(zxid, snapshot.chunks()).map_err(|e| e.to_string()));

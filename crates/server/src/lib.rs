@@ -42,6 +42,23 @@ pub enum ServerError {
     Listen(#[from] ListenError),
 }
 
+/// The next connection on `listener` (`what` names it in the log). A failed accept, usually
+/// for want of file descriptors, is logged and tried again after a pause, never in a spin.
+pub(crate) async fn accept(
+    listener: &TcpListener,
+    what: &'static str,
+) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, what, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 /// Recovers the data from disk, then serves clients on `listener` until `shutdown` completes.
 pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
     let config = Arc::new(config);
@@ -117,16 +134,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, addr) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Usually out of file descriptors: wait instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
+            (stream, addr) = accept(&listener, "client") => {
                 let count = per_address.entry(addr.ip()).or_default();
                 if config.max_client_cnxns > 0 && *count >= config.max_client_cnxns {
                     tracing::warn!(%addr, limit = config.max_client_cnxns, "too many connections from one address: closed");

@@ -105,15 +105,7 @@ async fn accept(listener: TcpListener, members: Vec<u64>, ordered: bool, driver:
     // Numbers the connections, so that the driver tells an old connection's end from
     // the new connection that replaced it.
     for link in 1u64.. {
-        let (stream, addr) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of file descriptors, say: wait rather than spin.
-                tracing::warn!(error = %e, "cannot accept a peer connection");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (stream, addr) = crate::accept(&listener, "peer").await;
         let (members, driver) = (members.clone(), driver.clone());
         tokio::spawn(async move {
             match receive(stream, link, &members, ordered, &driver).await {

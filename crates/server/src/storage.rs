@@ -89,21 +89,17 @@ pub(crate) fn recover(config: &Config, replica: &mut Replica) -> Result<Recovere
     let mut loaded_snapshot = None;
     for (zxid, path) in snapshots {
         let loaded = match snapshot::read_verified(&OsDisk, &path) {
-            Ok(snapshot) => replica.restore_snapshot(zxid, snapshot.chunks()).map_err(|e| e.to_string()),
+            Ok(snapshot) => {
+                replica.restore_snapshot(zxid, snapshot.chunks()).map(|()| snapshot).map_err(|e| e.to_string())
+            }
             Err(WalError::Corrupt { offset, reason, .. }) => Err(format!("{reason} at byte {offset}")),
             Err(e) => return Err(e.into()),
         };
         match loaded {
-            Ok(()) => {
+            Ok(snapshot) => {
                 tracing::info!(file = %path.display(), zxid = format_args!("{zxid:#x}"), nodes = replica.tree().node_count(), "loaded snapshot");
-                if ensemble {
-                    let bytes = OsDisk.read(&path).map_err(|source| WalError::Io {
-                        op: "reading",
-                        path: path.clone(),
-                        source,
-                    })?;
-                    loaded_snapshot = Some((zxid, bytes));
-                }
+                // ZAB sends it to followers behind its log.
+                loaded_snapshot = ensemble.then(|| (zxid, snapshot.into_file()));
                 break;
             }
             Err(reason) => {
@@ -168,13 +164,13 @@ pub(crate) fn recover(config: &Config, replica: &mut Replica) -> Result<Recovere
     Ok(Recovered { wal, unapplied: Vec::new(), snapshot: None })
 }
 
-/// Writes a snapshot received from the leader into the snapshot directory and reads it
-/// back verified.
-pub(crate) fn install_snapshot(dir: &std::path::Path, zxid: i64, bytes: &[u8]) -> Result<snapshot::Snapshot, String> {
+/// Verifies a snapshot received from the leader and writes it into the snapshot directory.
+pub(crate) fn install_snapshot(dir: &std::path::Path, zxid: i64, bytes: Vec<u8>) -> Result<snapshot::Snapshot, String> {
     let path = dir.join(snapshot::snapshot_name(zxid));
+    let snapshot = snapshot::verify(&path, bytes).map_err(|e| e.to_string())?;
     OsDisk.create_dir_all(dir).map_err(|e| e.to_string())?;
-    OsDisk.write_atomic(&path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))?;
-    snapshot::read_verified(&OsDisk, &path).map_err(|e| e.to_string())
+    OsDisk.write_atomic(&path, snapshot.file()).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(snapshot)
 }
 
 /// Runs the disk thread until the driver goes away.

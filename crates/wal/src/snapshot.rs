@@ -169,6 +169,16 @@ impl Snapshot {
             None => Box::new(self.chunks.iter().map(|r| &self.bytes[r.clone()])),
         }
     }
+
+    /// The whole file, as read.
+    pub fn file(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The whole file, as read (what a leader sends a follower behind its log).
+    pub fn into_file(self) -> Vec<u8> {
+        self.bytes
+    }
 }
 
 /// Reads and verifies a whole snapshot: its zxid and chunk bodies.
@@ -179,7 +189,11 @@ pub fn read<D: Disk>(disk: &D, path: &Path) -> Result<(i64, Vec<Vec<u8>>), WalEr
 
 /// Reads and verifies a whole snapshot, keeping its chunks in place.
 pub fn read_verified<D: Disk>(disk: &D, path: &Path) -> Result<Snapshot, WalError> {
-    let data = disk.read(path).map_err(io_error("reading", path))?;
+    verify(path, disk.read(path).map_err(io_error("reading", path))?)
+}
+
+/// Verifies the bytes of a snapshot file named `path` (read, or received from a leader).
+pub fn verify(path: &Path, data: Vec<u8>) -> Result<Snapshot, WalError> {
     let corrupt = |offset: usize, reason: &str| WalError::Corrupt {
         path: path.to_owned(),
         offset: offset as u64,
