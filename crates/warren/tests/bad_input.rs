@@ -31,13 +31,18 @@ fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     Ok(payload)
 }
 
-/// The server closed the connection (EOF or reset), perhaps after some replies.
+/// The server closed the connection (EOF or reset), perhaps after some replies; false if
+/// it is still open when the read times out.
 fn closed(s: &mut TcpStream) -> bool {
     let mut sink = [0u8; 4096];
     loop {
         match s.read(&mut sink) {
-            Ok(0) | Err(_) => return true,
+            Ok(0) => return true,
             Ok(_) => continue,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return false
+            }
+            Err(_) => return true,
         }
     }
 }

@@ -38,6 +38,9 @@ impl Ensemble {
         let peer = self.peers.get_mut(&id).unwrap();
         let (before, up_to_date) =
             (peer.is_serving(), matches!(input, Input::Message { msg: Message::UpToDate { .. }, .. }));
+        // A leader is established by a quorum's AckNewLeader once its own history is durable.
+        let establishing =
+            matches!(input, Input::Message { msg: Message::AckNewLeader { .. }, .. } | Input::Persisted { .. });
         for output in peer.step(input) {
             match output {
                 Output::Send { to, stream, msg } => {
@@ -51,7 +54,10 @@ impl Ensemble {
         }
         let peer = &self.peers[&id];
         match peer.state() {
-            PeerState::Leading => assert_eq!(peer.is_serving(), peer.is_established_leader()),
+            PeerState::Leading if peer.is_serving() && !before => {
+                assert!(establishing, "s{} serves as leader before a quorum acknowledged it", id.0)
+            }
+            PeerState::Leading => {}
             PeerState::Following if peer.is_serving() && !before => {
                 assert!(up_to_date, "s{} serves before UpToDate", id.0)
             }

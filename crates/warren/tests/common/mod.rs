@@ -94,6 +94,8 @@ impl Server {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return String::new();
         };
+        // A server still starting may accept and never answer.
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
         let _ = s.write_all(word.as_bytes());
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
