@@ -99,10 +99,13 @@ pub enum Input {
     /// connection, as in ZooKeeper: what was in flight may or may not commit, and a client
     /// learns which by reconnecting.
     RoleChanged(Role),
-    /// In an ensemble: ZAB committed this transaction (in zxid order). It replaces
-    /// [`Input::Persisted`], which only a standalone server gets.
+    /// In an ensemble: ZAB committed transaction `zxid` (in zxid order). It replaces
+    /// [`Input::Persisted`], which only a standalone server gets. `txn` is needed only when
+    /// another server prepared it: a leader commits its own from what it prepared
+    /// ([`Replica::prepared_here`]), without decoding it again.
     Committed {
-        txn: Txn,
+        zxid: i64,
+        txn: Option<Txn>,
     },
     /// On the leader: a follower's message.
     FromFollower {
@@ -281,12 +284,29 @@ impl Replica {
     /// Replays transactions read back from storage (after a restart), in zxid order.
     pub fn recover(&mut self, txns: impl IntoIterator<Item = Txn>) {
         for txn in txns {
-            debug_assert!(txn.zxid > self.applied_zxid, "the log keeps zxid order");
-            self.tree.apply(&txn);
-            self.session_effects(&txn);
-            self.applied_zxid = txn.zxid;
-            self.prepared_zxid = txn.zxid;
+            self.apply_txn(&txn);
         }
+    }
+
+    /// Whether the transaction `zxid` is the next of those this replica prepared itself
+    /// (a leader's own): its commit needs no copy of the transaction.
+    pub fn prepared_here(&self, zxid: i64) -> bool {
+        self.in_flight.front().is_some_and(|f| f.txn.zxid == zxid)
+    }
+
+    /// The one place the state moves forward: applies a transaction to the tree and the
+    /// sessions, in zxid order, and emits its watch events (before any reply to it).
+    fn apply_txn(&mut self, txn: &Txn) -> OpResult {
+        debug_assert!(txn.zxid > self.applied_zxid, "transactions apply in zxid order");
+        let (result, events) = self.tree.apply(txn);
+        self.applied_zxid = txn.zxid;
+        self.prepared_zxid = self.prepared_zxid.max(txn.zxid);
+        self.pending.retire(txn.zxid);
+        self.session_effects(txn);
+        for n in events {
+            self.out.push(Output::Notify { conn: n.conn, event: n.event, path: n.path });
+        }
+        result
     }
 
     pub fn log_healthy(&self) -> bool {
@@ -339,7 +359,7 @@ impl Replica {
             Input::LogFailed => self.log_failed(),
             Input::LogHealthy => self.log_healthy = true,
             Input::RoleChanged(role) => self.set_role(role),
-            Input::Committed { txn } => self.committed(txn),
+            Input::Committed { zxid, txn } => self.committed(zxid, txn),
             Input::FromFollower { from, msg } => self.on_follower_message(from, msg),
             Input::FromLeader(ToFollower::Synced { session_id, cxid, zxid }) => self.synced(session_id, cxid, zxid),
             Input::FromLeader(ToFollower::Revalidated { conn, zxid }) => self.wait_applied(zxid, ConnId(conn)),
@@ -627,13 +647,7 @@ impl Replica {
 
     fn apply(&mut self, flight: InFlight) {
         let InFlight { txn, origin } = flight;
-        let (result, events) = self.tree.apply(&txn);
-        self.applied_zxid = txn.zxid;
-        self.pending.retire(txn.zxid);
-        self.session_effects(&txn);
-        for n in events {
-            self.out.push(Output::Notify { conn: n.conn, event: n.event, path: n.path });
-        }
+        let result = self.apply_txn(&txn);
         let conn = match origin {
             Origin::Server => return,
             Origin::Connect { conn, read_only } => {
@@ -866,14 +880,17 @@ impl Replica {
         self.role = role;
     }
 
-    fn committed(&mut self, txn: Txn) {
-        match self.in_flight.front() {
-            Some(flight) if flight.txn.zxid == txn.zxid => {
-                if let Some(flight) = self.in_flight.pop_front() {
-                    self.apply(flight);
-                }
+    fn committed(&mut self, zxid: i64, txn: Option<Txn>) {
+        if self.prepared_here(zxid) {
+            if let Some(flight) = self.in_flight.pop_front() {
+                self.apply(flight);
             }
-            _ => self.apply_remote(txn),
+        } else if let Some(txn) = txn {
+            self.apply_remote(txn);
+        } else {
+            debug_assert!(false, "commit {zxid:#x} came without its transaction");
+            tracing::error!(zxid = format_args!("{zxid:#x}"), "a commit came without its transaction");
+            return;
         }
         self.txns_since_snapshot += 1;
         self.maybe_begin_snapshot();
@@ -882,16 +899,8 @@ impl Replica {
     /// Applies a transaction another server prepared; if it came from one of this server's
     /// connections, that connection's reply is now ready.
     fn apply_remote(&mut self, txn: Txn) {
-        debug_assert!(txn.zxid > self.applied_zxid, "commits come in zxid order");
         let conn = self.sessions.get(txn.session_id).and_then(|s| s.conn);
-        let (result, events) = self.tree.apply(&txn);
-        self.applied_zxid = txn.zxid;
-        self.prepared_zxid = self.prepared_zxid.max(txn.zxid);
-        self.pending.retire(txn.zxid);
-        self.session_effects(&txn);
-        for n in events {
-            self.out.push(Output::Notify { conn: n.conn, event: n.event, path: n.path });
-        }
+        let result = self.apply_txn(&txn);
         if let TxnOp::CreateSession { .. } = txn.op {
             if let Some((conn, read_only)) = self.connecting.remove(&txn.session_id) {
                 self.connected(conn, txn.session_id, read_only);

@@ -334,7 +334,7 @@ fn a_follower_forwards_a_new_session_and_leaves_it_out_of_snapshots_until_commit
         cxid: 0,
         op: tree::TxnOp::CreateSession { timeout_ms: 1000, passwd: [0; 16] },
     };
-    let out = h.step(Input::Committed { txn });
+    let out = h.step(Input::Committed { zxid: txn.zxid, txn: Some(txn) });
     assert!(
         matches!(&out[..], [Output::Connected { conn: ConnId(1), response }] if response.session_id == session_id),
         "{out:?}"

@@ -105,7 +105,6 @@ pub(crate) struct Driver {
 pub(crate) struct Replication {
     pub peer: zab::Peer,
     pub links: Links,
-    pub state_dir: std::path::PathBuf,
     /// The newest incoming quorum connection from each peer.
     pub newest_link: BTreeMap<zab::ServerId, u64>,
     pub stats: ReplicationStats,
@@ -313,14 +312,17 @@ impl Driver {
                 }
                 zab::Output::SaveEpochs { accepted, current } => {
                     let epochs = wal::epochs::Epochs { accepted, current };
-                    if let Err(e) = wal::epochs::write(&wal::OsDisk, &replication.state_dir, epochs) {
+                    if let Err(e) = wal::epochs::write(&wal::OsDisk, &crate::storage::state_dir(&self.config), epochs) {
                         // Going on could forget a promise made to a leader.
                         tracing::error!(error = %e, "cannot save the epochs; leaving the ensemble");
                         std::process::exit(1);
                     }
                 }
+                zab::Output::Deliver { entry } if self.replica.prepared_here(entry.zxid) => {
+                    self.step(Input::Committed { zxid: entry.zxid, txn: None })
+                }
                 zab::Output::Deliver { entry } => match tree::Txn::from_bytes(&entry.data) {
-                    Ok(txn) if txn.zxid == entry.zxid => self.step(Input::Committed { txn }),
+                    Ok(txn) if txn.zxid == entry.zxid => self.step(Input::Committed { zxid: txn.zxid, txn: Some(txn) }),
                     Ok(txn) => {
                         tracing::error!(
                             zxid = format_args!("{:#x}", entry.zxid),

@@ -90,8 +90,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     storage::spawn_snapshot_thread(config.clone(), snapshot_rx, metrics.clone(), saved)?;
     let mut driver = driver::Driver::new(config.clone(), replica, log_tx, metrics.clone());
     if let Some(ensemble) = &config.ensemble {
-        let state_dir = config.data_dir.join("warren");
-        let epochs = wal::epochs::read(&wal::OsDisk, &state_dir).map_err(std::io::Error::other)?;
+        let epochs = wal::epochs::read(&wal::OsDisk, &storage::state_dir(&config)).map_err(std::io::Error::other)?;
         let durable = zab::Durable {
             accepted_epoch: epochs.accepted,
             current_epoch: epochs.current,
@@ -120,7 +119,6 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         driver.start_replication(driver::Replication {
             peer,
             links,
-            state_dir,
             newest_link: Default::default(),
             stats: Default::default(),
         });

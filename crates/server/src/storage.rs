@@ -60,7 +60,12 @@ pub fn log_dir(config: &Config) -> PathBuf {
 }
 
 pub fn snapshot_dir(config: &Config) -> PathBuf {
-    config.data_dir.join("warren").join("snapshot")
+    state_dir(config).join("snapshot")
+}
+
+/// Warren's part of `dataDir`: snapshots, and in an ensemble the epoch files.
+pub fn state_dir(config: &Config) -> PathBuf {
+    config.data_dir.join("warren")
 }
 
 fn wal_options(config: &Config) -> WalOptions {

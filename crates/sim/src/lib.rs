@@ -460,7 +460,9 @@ impl Sim {
                 self.history.push(entry);
             }
         }
-        self.replica_step(id, replica::Input::Committed { txn })?;
+        // As the driver: a leader commits its own transactions from what it prepared.
+        let own = self.server(id).is_some_and(|s| s.replica.prepared_here(txn.zxid));
+        self.replica_step(id, replica::Input::Committed { zxid: txn.zxid, txn: (!own).then_some(txn) })?;
         self.check_tree(id)
     }
 

@@ -6,7 +6,7 @@
 //! before the log's own recovery reads them, so a torn tail is reported, not cut.
 
 use anyhow::{anyhow, bail, Context};
-use proto::{perms, Acl, Record};
+use proto::{Acl, Record};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tree::{owner, Node, Txn, TxnOp};
@@ -54,7 +54,8 @@ pub struct PurgeArgs {
     config: Option<PathBuf>,
 }
 
-fn load_config(path: Option<&Path>) -> anyhow::Result<server::Config> {
+/// The given `zoo.cfg`, or the built-in default (standalone, data under `./data`).
+pub(crate) fn load_config(path: Option<&Path>) -> anyhow::Result<server::Config> {
     Ok(match path {
         Some(path) => server::Config::load(path)?,
         None => server::Config::default(),
@@ -115,12 +116,10 @@ fn data(d: Option<&[u8]>) -> String {
 
 /// An ACL list as `scheme:id=perms`, perms in zkCli's letters.
 fn acl(list: &[Acl]) -> String {
-    let letters =
-        [(perms::CREATE, 'c'), (perms::DELETE, 'd'), (perms::READ, 'r'), (perms::WRITE, 'w'), (perms::ADMIN, 'a')];
     let entries: Vec<String> = list
         .iter()
         .map(|a| {
-            let p: String = letters.iter().filter(|(bit, _)| a.perms & bit != 0).map(|(_, c)| *c).collect();
+            let p = crate::shell::perm_string(a.perms);
             format!("{}:{}={p}", a.id.scheme, a.id.id.as_deref().unwrap_or(""))
         })
         .collect();
@@ -297,7 +296,7 @@ mod tests {
         let create = TxnOp::Create {
             path: "/a".into(),
             data: Some(b"hi\n".to_vec()),
-            acl: vec![Acl::anyone(perms::READ | perms::ADMIN)],
+            acl: vec![Acl::anyone(proto::perms::READ | proto::perms::ADMIN)],
             ephemeral_owner: 0x1f,
         };
         assert_eq!(describe(&create), "create /a ephemeral=0x1f acl=[world:anyone=ra] data=\"hi\\n\"");

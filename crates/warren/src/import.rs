@@ -40,10 +40,7 @@ fn ensure_empty(dir: &Path) -> anyhow::Result<()> {
 }
 
 pub fn run(args: ImportArgs) -> anyhow::Result<()> {
-    let config = match &args.config {
-        Some(path) => server::Config::load(path)?,
-        None => server::Config::default(),
-    };
+    let config = crate::data_tools::load_config(args.config.as_deref())?;
     let snapshot_dir = server::storage::snapshot_dir(&config);
     let log_dir = server::storage::log_dir(&config);
     ensure_empty(&snapshot_dir)?;

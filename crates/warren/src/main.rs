@@ -86,10 +86,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run_server(path: Option<PathBuf>, set_log_level: impl FnOnce(&str)) -> anyhow::Result<()> {
-    let config = match &path {
-        Some(path) => server::Config::load(path)?,
-        None => server::Config::default(),
-    };
+    let config = data_tools::load_config(path.as_deref())?;
     if let Some(level) = &config.log_level {
         set_log_level(level);
     }

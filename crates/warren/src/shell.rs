@@ -234,7 +234,7 @@ fn parse_acl(text: &str) -> Vec<Acl> {
 }
 
 /// `cdrwa` letters in ZooKeeper's order (`ZKUtil.getPermString`).
-fn perm_string(bits: i32) -> String {
+pub(crate) fn perm_string(bits: i32) -> String {
     [(perms::CREATE, 'c'), (perms::DELETE, 'd'), (perms::READ, 'r'), (perms::WRITE, 'w'), (perms::ADMIN, 'a')]
         .iter()
         .filter(|(bit, _)| bits & bit != 0)
@@ -288,14 +288,6 @@ fn client_config(config: &str) -> String {
         }
     }
     format!("{version} {}", servers.join(","))
-}
-
-fn join(parent: &str, child: &str) -> String {
-    if parent == "/" {
-        format!("/{child}")
-    } else {
-        format!("{parent}/{child}")
-    }
 }
 
 /// A `WATCHER::` block as zkCli.sh prints it.
@@ -729,7 +721,7 @@ async fn visit_subtree(zk: &Client, path: &str, watcher: Option<&Watcher>, visit
             Err(e) => return Err(keeper_error(&e, &node)),
         };
         children.sort();
-        let paths: Vec<String> = children.iter().map(|c| join(&node, c)).collect();
+        let paths: Vec<String> = children.iter().map(|c| tree::path::join(&node, c)).collect();
         for child in &paths {
             visit.apply(zk, child).await;
         }
@@ -834,7 +826,7 @@ async fn deleteall(zk: &Client, words: &[String]) -> CliResult {
         match zk.get_children(&tree[i]).await {
             Ok(children) => {
                 let parent = tree[i].clone();
-                tree.extend(children.iter().map(|c| join(&parent, c)));
+                tree.extend(children.iter().map(|c| tree::path::join(&parent, c)));
             }
             // Deleted meanwhile by someone else: nothing below it either.
             Err(Error::NoNode) if i > 0 => {}
@@ -986,7 +978,8 @@ impl Completer for Completion {
             _ => return Ok((start, Vec::new())),
         };
         children.sort();
-        let candidates = children.iter().filter(|c| c.starts_with(prefix)).map(|c| join(parent, c)).collect();
+        let candidates =
+            children.iter().filter(|c| c.starts_with(prefix)).map(|c| tree::path::join(parent, c)).collect();
         Ok((start, candidates))
     }
 }

@@ -964,8 +964,10 @@ impl Peer {
 
     fn deliver_up_to(&mut self, zxid: Zxid) {
         let from = self.delivered_zxid;
-        let entries: Vec<Entry> =
-            self.durable.log.iter().filter(|e| e.zxid > from && e.zxid <= zxid).cloned().collect();
+        // The log is in zxid order: start at the first undelivered entry, not the log's start.
+        let log = &self.durable.log;
+        let first = log.partition_point(|e| e.zxid <= from);
+        let entries: Vec<Entry> = log[first..].iter().take_while(|e| e.zxid <= zxid).cloned().collect();
         for entry in entries {
             self.delivered_zxid = entry.zxid;
             self.out.push(Output::Deliver { entry });
