@@ -41,7 +41,12 @@ async fn a_full_disk_fails_writes_with_an_error_and_recovers() {
     let scratch = tempfile::tempdir().unwrap();
     let disk = scratch.path().join("disk");
     let Some(_tmpfs) = Tmpfs::mount(&disk, 2048) else {
-        eprintln!("skipped: mounting a tmpfs needs root");
+        // A skip must be asked for: a silent pass would hide that this never ran.
+        assert!(
+            std::env::var_os("WARREN_SKIP_TMPFS").is_some(),
+            "mounting a tmpfs failed (it needs root); set WARREN_SKIP_TMPFS=1 to skip this test"
+        );
+        eprintln!("skipped (WARREN_SKIP_TMPFS): mounting a tmpfs needs root");
         return;
     };
     let server = Server::start(&format!("dataLogDir={}\npreAllocSize=64\nsnapCount=1000000", disk.display()));
