@@ -157,13 +157,15 @@ def parse_stat_kv(text):
     return out
 
 
-def run_zkcli(server, *args, timeout=60):
-    """Run `zkCli.sh -server host:port args...`; return CompletedProcess (text)."""
+def run_zkcli(server, *args, timeout=60, input=None):
+    """Run `zkCli.sh -server host:port args...`, with `input` on stdin if given; return
+    CompletedProcess (text)."""
     cli = zkcli_path()
     env = dict(os.environ)
     env.setdefault("CLIENT_JVMFLAGS", "-Xshare:auto -XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+    stdin = subprocess.DEVNULL if input is None else None
     return subprocess.run([cli, "-server", server.hostport] + list(args), capture_output=True,
-                          text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+                          text=True, timeout=timeout, env=env, stdin=stdin, input=input)
 
 
 class TcpProxy:

@@ -9,7 +9,7 @@ started as `warren server <zoo.cfg>` as always, and is expected to see the ensem
 import threading
 import time
 
-from servers import Server, ServerStartError, free_port
+from servers import Server, ServerStartError, free_ports
 
 # The whole answer of srvr, stat and mntr on a member that is not serving (no quorum,
 # electing, syncing), as ZooKeeper 3.8 writes it.
@@ -17,16 +17,6 @@ NOT_SERVING = "This ZooKeeper instance is not currently serving requests\n"
 
 ZK_SERVER_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
 ZK_QUORUM_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
-
-
-def _free_ports(n):
-    """n distinct free loopback ports (free_port() may hand out the same one twice)."""
-    ports = []
-    while len(ports) < n:
-        p = free_port()
-        if p not in ports:
-            ports.append(p)
-    return ports
 
 
 class Member(Server):
@@ -93,7 +83,7 @@ class Ensemble:
 
     def __init__(self, target, size=3, observers=0, extra=None, per_member=None):
         self.target = target
-        ports = _free_ports(2 * size)
+        ports = free_ports(2 * size)
         ids = list(range(1, size + 1))
         self.observer_ids = set(ids[size - observers:]) if observers else set()
         lines = {}

@@ -50,6 +50,16 @@ def free_port():
     return port
 
 
+def free_ports(n):
+    """n distinct free loopback ports (free_port() may hand out the same one twice)."""
+    ports = []
+    while len(ports) < n:
+        p = free_port()
+        if p not in ports:
+            ports.append(p)
+    return ports
+
+
 def four_letter(host, port, cmd, timeout=5.0):
     """Send a 4lw command and return the whole text answer."""
     if isinstance(cmd, str):

@@ -24,7 +24,7 @@ from clients import run_zkcli
 from conftest import _closed_after, _stop_kazoo
 from ensemble import NOT_SERVING, Ensemble
 from rawzk import Mode
-from servers import ServerStartError, free_port, zkcli_path
+from servers import ServerStartError, free_ports, start_or_fail, zkcli_path
 
 RETRYABLE = (ConnectionLoss, SessionExpiredError, ConnectionClosedError, OperationTimeoutError,
              KazooTimeoutError)
@@ -49,13 +49,6 @@ def wait_for(fn, timeout=20.0, what="condition", interval=0.1):
         if time.monotonic() > deadline:
             raise AssertionError("timed out after %.0fs waiting for %s (last: %r)" % (timeout, what, last))
         time.sleep(interval)
-
-
-def start_or_fail(ens, *args, **kw):
-    try:
-        return ens.start(*args, **kw)
-    except ServerStartError as e:
-        pytest.fail(str(e), pytrace=False)
 
 
 def read_tree(client, root):
@@ -523,7 +516,7 @@ def test_read_your_writes_through_follower(trio, kz, root):
 def test_admin_commands_of_members(ensemble):
     """The AdminServer's leader, voting_view, zabstate and is_read_only on each member of a
     3-member ensemble, shaped as ZooKeeper 3.8's."""
-    admin_ports = {sid: free_port() for sid in (1, 2, 3)}
+    admin_ports = dict(zip((1, 2, 3), free_ports(3)))
     e = ensemble(3, per_member=lambda sid: {"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1",
                                             "admin.serverPort": admin_ports[sid]})
     leader = e.leader()

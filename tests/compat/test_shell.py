@@ -17,6 +17,7 @@ import subprocess
 
 import pytest
 
+import clients
 from servers import Server, start_or_fail, target_unavailable_reason, warren_bin, zkcli_path
 
 _seq = itertools.count()
@@ -45,10 +46,7 @@ def root(request, target):
 
 
 def run_zkcli(server, lines, *args):
-    env = dict(os.environ)
-    env.setdefault("CLIENT_JVMFLAGS", "-Xshare:auto -XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
-    return subprocess.run([zkcli_path(), "-server", server.hostport] + list(args), input="".join(
-        line + "\n" for line in lines), capture_output=True, text=True, timeout=120, env=env)
+    return clients.run_zkcli(server, *args, timeout=120, input="".join(line + "\n" for line in lines))
 
 
 def run_warren(server, lines, *args):
@@ -262,8 +260,7 @@ def test_shell_command_line_exit_status(server, reference, root):
     """One command on the command line: same output, and the exit status tells success."""
     for cmd, code in [(["create", root, "x"], 0), (["get", root], 0), (["get", root + "/nope"], 1),
                       (["ls"], 1), (["ls", "-s", root], 0), (["delete", root], 0)]:
-        mine = subprocess.run([warren_bin(), "shell", "-server", server.hostport] + cmd,
-                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        mine = run_warren(server, [], *cmd)
         theirs = run_zkcli(reference, [], *cmd)
         assert (mine.returncode, theirs.returncode) == (code, code), (cmd, mine.stderr, theirs.stderr)
         out, events = normalize(mine.stdout, server)
@@ -272,8 +269,7 @@ def test_shell_command_line_exit_status(server, reference, root):
         # Connected, and no Closed event at exit (zkCli.sh's event thread races its exit).
         assert events == ["WatchedEvent state:SyncConnected type:None path:null"], (cmd, events)
         assert normalize(mine.stderr, server)[0] == normalize(theirs.stderr, reference)[0], cmd
-    mine = subprocess.run([warren_bin(), "shell", "-server", server.hostport, "nosuchcommand"],
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    mine = run_warren(server, [], "nosuchcommand")
     assert mine.returncode == 127
     assert "Command not found: Command not found nosuchcommand" in mine.stderr
 
