@@ -96,7 +96,7 @@ impl Record for ToLeader {
             }
             WRITE | MALFORMED_WRITE => {
                 let (session_id, cxid) = (r.i64()?, r.i32()?);
-                let auth = (0..r.count()?).map(|_| Id::decode(r)).collect::<Result<_, _>>()?;
+                let auth = Vec::<Id>::decode(r)?;
                 let code = r.i32()?;
                 let opcode = OpCode::from_i32(code).ok_or(unsupported("opcode", code))?;
                 let request = if tag == WRITE {
@@ -112,7 +112,7 @@ impl Record for ToLeader {
                 ToLeader::Write { session_id, cxid, auth, request }
             }
             SYNC => ToLeader::Sync { session_id: r.i64()?, cxid: r.i32()? },
-            TOUCH => ToLeader::Touch { sessions: (0..r.count()?).map(|_| r.i64()).collect::<Result<_, _>>()? },
+            TOUCH => ToLeader::Touch { sessions: Vec::decode(r)? },
             REVALIDATE => ToLeader::Revalidate { session_id: r.i64()?, conn: r.i64()? as u64 },
             other => return Err(unsupported("message to the leader", other)),
         })
@@ -130,14 +130,13 @@ impl Record for ToLeader {
                 w.put_i32(if request.is_ok() { WRITE } else { MALFORMED_WRITE });
                 w.put_i64(*session_id);
                 w.put_i32(*cxid);
-                w.put_count(auth.len());
-                auth.iter().for_each(|id| id.encode(w));
+                auth.encode(w);
                 match request {
                     Ok(request) => {
                         w.put_i32(request.opcode() as i32);
-                        let mut body = Vec::new();
-                        request.encode(&mut body);
-                        w.put_buffer(Some(&body));
+                        // A Jute buffer is a length prefix and the bytes: the body is
+                        // written in place rather than copied in.
+                        proto::append_frame(w, |w| request.encode(w));
                     }
                     Err(opcode) => w.put_i32(*opcode as i32),
                 }
@@ -149,8 +148,7 @@ impl Record for ToLeader {
             }
             ToLeader::Touch { sessions } => {
                 w.put_i32(TOUCH);
-                w.put_count(sessions.len());
-                sessions.iter().for_each(|s| w.put_i64(*s));
+                sessions.encode(w);
             }
             ToLeader::Revalidate { session_id, conn } => {
                 w.put_i32(REVALIDATE);

@@ -273,9 +273,6 @@ impl DataTree {
                 if let Some(existing) = self.nodes.get(p.as_str()) {
                     return OpResult::Created { path: p.clone(), stat: existing.stat() };
                 }
-                if !self.nodes.contains_key(path::parent(p)) {
-                    return OpResult::Failed(ErrorCode::NoNode);
-                }
                 self.preserve(path::parent(p));
                 self.preserve(p);
                 let Some(parent) = self.nodes.get_mut(path::parent(p)) else {
@@ -326,9 +323,6 @@ impl DataTree {
     }
 
     fn delete(&mut self, zxid: i64, p: &str, events: &mut Vec<Notification>) {
-        if !self.nodes.contains_key(p) {
-            return;
-        }
         self.preserve(p);
         self.preserve(path::parent(p));
         let Some(node) = self.nodes.remove(p) else {

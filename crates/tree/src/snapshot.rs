@@ -31,24 +31,6 @@ pub(crate) struct SnapshotCursor {
     pre_images: BTreeMap<Box<str>, Option<Node>>,
 }
 
-/// A node's own fields, without its children (they are other records).
-fn image(node: &Node) -> Node {
-    Node {
-        data: node.data.clone(),
-        acl: node.acl.clone(),
-        czxid: node.czxid,
-        mzxid: node.mzxid,
-        pzxid: node.pzxid,
-        ctime: node.ctime,
-        mtime: node.mtime,
-        version: node.version,
-        aversion: node.aversion,
-        child_creates: node.child_creates,
-        ephemeral_owner: node.ephemeral_owner,
-        num_children: node.num_children,
-    }
-}
-
 impl DataTree {
     /// Starts a snapshot of the tree as it is now, which the caller knows to be `zxid`.
     ///
@@ -69,7 +51,7 @@ impl DataTree {
         let Some(cursor) = self.snapshot.as_mut() else { return };
         let ahead = cursor.after.as_deref().is_none_or(|after| path > after);
         if ahead && !cursor.pre_images.contains_key(path) {
-            cursor.pre_images.insert(path.into(), self.nodes.get(path).map(|n| image(n)));
+            cursor.pre_images.insert(path.into(), self.nodes.get(path).map(|n| Node::clone(n)));
         }
     }
 
