@@ -113,21 +113,14 @@ pub(crate) struct Replication {
 /// What the four-letter words report of replication, under ZooKeeper's names.
 #[derive(Debug, Default)]
 pub(crate) struct ReplicationStats {
-    /// Bytes of the last, smallest and largest proposal (`Proposal sizes last/min/max`).
-    pub proposal_sizes: Option<(usize, usize, usize)>,
+    /// Bytes of the proposals (`Proposal sizes last/min/max`).
+    pub proposal_sizes: crate::metrics::BufferSizes,
     /// Followers synchronized (`zk_diff_count` counts those not sent a snapshot).
     pub syncs: u64,
     /// Followers sent a snapshot (`zk_snap_count`).
     pub snaps: u64,
     /// When this server last became the established leader (`zk_leader_uptime`).
     pub leading_since: Option<Instant>,
-}
-
-impl ReplicationStats {
-    /// Last, smallest and largest proposal in bytes; -1 each before the first.
-    pub fn proposal_sizes(&self) -> (i64, i64, i64) {
-        self.proposal_sizes.map_or((-1, -1, -1), |(l, n, x)| (l as i64, n as i64, x as i64))
-    }
 }
 
 pub(crate) fn wall_ms() -> i64 {
@@ -412,10 +405,8 @@ impl Driver {
             let (conn, message) = match output {
                 Output::Append { txn } if self.replication.is_some() => {
                     let data = txn.to_bytes();
-                    if let Some(r) = self.replication.as_mut() {
-                        let size = data.len();
-                        let (_, min, max) = r.stats.proposal_sizes.unwrap_or((size, size, size));
-                        r.stats.proposal_sizes = Some((size, min.min(size), max.max(size)));
+                    if let Some(r) = &self.replication {
+                        r.stats.proposal_sizes.record(data.len());
                     }
                     self.zab(zab::Input::Propose { data });
                     continue;

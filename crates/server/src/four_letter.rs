@@ -224,7 +224,7 @@ fn replication_rows(role: Role, r: &Replication) -> Vec<(&'static str, Stat)> {
     match role {
         Role::Leading { .. } => {
             let (learners, voters, observers) = r.peer.learners();
-            let (last, min, max) = r.stats.proposal_sizes();
+            let (last, min, max) = r.stats.proposal_sizes.get();
             let uptime = r.stats.leading_since.map_or(0, |t| t.elapsed().as_millis() as u64);
             rows.extend([
                 ("learners", int(learners as u64)),
@@ -441,7 +441,7 @@ impl Driver {
             st.node_count
         );
         if let (Role::Leading { .. }, Some(r)) = (self.replica.role(), &self.replication) {
-            let (last, min, max) = r.stats.proposal_sizes();
+            let (last, min, max) = r.stats.proposal_sizes.get();
             let _ = writeln!(s, "Proposal sizes last/min/max: {last}/{min}/{max}");
         }
         s

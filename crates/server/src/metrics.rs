@@ -144,18 +144,25 @@ const OPS: &[OpCode] = &[
     OpCode::CloseSession,
 ];
 
-/// Sizes of the replies sent to clients, without the length prefix, as ZooKeeper's
-/// `BufferStats`: -1 until the first reply (and after `srst`).
+/// The last, smallest and largest of some buffers' sizes, as ZooKeeper's `BufferStats`:
+/// -1 until the first (and after `srst`). Replies to clients (without the length prefix),
+/// and a leader's proposals.
 #[derive(Debug)]
-pub(crate) struct ResponseSizes {
+pub(crate) struct BufferSizes {
     last: AtomicI64,
     min: AtomicI64,
     max: AtomicI64,
 }
 
-impl ResponseSizes {
-    fn new() -> ResponseSizes {
-        ResponseSizes { last: AtomicI64::new(-1), min: AtomicI64::new(-1), max: AtomicI64::new(-1) }
+impl Default for BufferSizes {
+    fn default() -> BufferSizes {
+        BufferSizes::new()
+    }
+}
+
+impl BufferSizes {
+    fn new() -> BufferSizes {
+        BufferSizes { last: AtomicI64::new(-1), min: AtomicI64::new(-1), max: AtomicI64::new(-1) }
     }
 
     pub fn record(&self, size: usize) {
@@ -195,7 +202,7 @@ pub(crate) struct Metrics {
     read_latency: Histogram,
     update_latency: Histogram,
     by_op: HashMap<OpCode, Histogram>,
-    pub response_sizes: ResponseSizes,
+    pub response_sizes: BufferSizes,
     sampled: Vec<(&'static str, Gauge)>,
 }
 
@@ -234,7 +241,7 @@ impl Metrics {
             read_latency: histogram("readlatency", "Latency of requests that are not writes (ms).", LATENCY_BUCKETS_MS),
             update_latency: histogram("updatelatency", "Latency of writes (ms).", LATENCY_BUCKETS_MS),
             by_op,
-            response_sizes: ResponseSizes::new(),
+            response_sizes: BufferSizes::new(),
             sampled: SAMPLED_GAUGES
                 .iter()
                 .map(|&name| (name, Gauge::new(name, name.replace('_', " ")).expect("valid metric name")))
@@ -357,7 +364,7 @@ mod tests {
 
     #[test]
     fn response_sizes_start_unset_and_track_extremes() {
-        let s = ResponseSizes::new();
+        let s = BufferSizes::new();
         assert_eq!(s.get(), (-1, -1, -1));
         s.record(16);
         s.record(93);

@@ -149,9 +149,6 @@ pub(crate) fn recover(config: &Config, replica: &mut Replica) -> Result<Recovere
         .map(|(zxid, bytes)| Txn::from_bytes(&bytes).map_err(|e| RecoverError::Decode { zxid, reason: e.to_string() }))
         .collect::<Result<Vec<_>, _>>()?;
     replica.recover(txns);
-    if let Some(cut) = &recovery.cut {
-        tracing::warn!(file = %cut.file.display(), offset = cut.offset, bytes = cut.bytes, "a torn write was cut from the log");
-    }
     tracing::info!(
         transactions = count,
         zxid = format_args!("{:#x}", replica.applied_zxid()),
