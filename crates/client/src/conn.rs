@@ -22,7 +22,7 @@ use crate::types::{KeeperState, SessionState, WatcherType};
 use crate::watch::{Kind, Registry, Watcher};
 use crate::Error;
 use proto::{
-    encode_record_frame, encode_request_frame, frame_length, xid, AuthPacket, ConnectRequest, ConnectResponse, OpCode,
+    append_request_frame, encode_record_frame, frame_length, xid, AuthPacket, ConnectRequest, ConnectResponse, OpCode,
     Reader, Record, ReplyHeader, Request, Response, WatcherEvent,
 };
 use std::collections::VecDeque;
@@ -323,12 +323,12 @@ impl Task {
         self.registry.broadcast(KeeperState::SyncConnected, false);
         // Auth first: the re-registered watches and the waiting reads may need it.
         for packet in &self.auths {
-            live.out.extend(encode_request_frame(xid::AUTH, &Request::Auth(packet.clone())));
+            append_request_frame(&mut live.out, xid::AUTH, &Request::Auth(packet.clone()));
             live.auth_waiters.push_back(None);
         }
         for set_watches in self.registry.set_watches(&self.settings.connect.chroot, self.last_zxid) {
             let xid = self.next_xid();
-            live.out.extend(encode_request_frame(xid, &Request::SetWatches2(set_watches)));
+            append_request_frame(&mut live.out, xid, &Request::SetWatches2(set_watches));
             live.pending.push_back(Pending { xid, opcode: OpCode::SetWatches2, call: None });
         }
         while let Some(command) = self.queued.pop_front() {
@@ -403,7 +403,7 @@ impl Task {
                     last_sent = Instant::now();
                 },
                 _ = sleep_until(last_sent + ping_every) => {
-                    live.out.extend(encode_request_frame(xid::PING, &Request::Ping));
+                    append_request_frame(&mut live.out, xid::PING, &Request::Ping);
                     last_sent = Instant::now();
                 },
                 _ = sleep_until(last_received + read_timeout) => {
@@ -542,11 +542,11 @@ impl Task {
                     }
                 }
                 let xid = self.next_xid();
-                live.out.extend(encode_request_frame(xid, &call.request));
+                append_request_frame(&mut live.out, xid, &call.request);
                 live.pending.push_back(Pending { xid, opcode: call.request.opcode(), call: Some(call) });
             }
             Command::Auth { packet, reply } => {
-                live.out.extend(encode_request_frame(xid::AUTH, &Request::Auth(packet.clone())));
+                append_request_frame(&mut live.out, xid::AUTH, &Request::Auth(packet.clone()));
                 live.auth_waiters.push_back(Some(reply));
                 if !self.auths.contains(&packet) {
                     self.auths.push(packet);
@@ -563,7 +563,7 @@ impl Task {
             return;
         }
         let xid = self.next_xid();
-        live.out.extend(encode_request_frame(xid, &Request::CloseSession));
+        append_request_frame(&mut live.out, xid, &Request::CloseSession);
         live.pending.push_back(Pending { xid, opcode: OpCode::CloseSession, call: None });
         let wait = self.session_timeout().min(Duration::from_secs(5));
         live.closing = Some((reply, Instant::now() + wait));

@@ -7,6 +7,7 @@
 //! ZooKeeper's Java client uses (`KeeperErrorCode = NoNode`), which tools that imitate
 //! `zkCli.sh` need.
 
+use proto::ErrorCode;
 use thiserror::Error;
 
 /// Why an operation failed.
@@ -98,38 +99,43 @@ pub enum Error {
 }
 
 /// Every server code: its number, its variant, and the text of Java's
-/// `KeeperException.getCodeMessage`. One table, so the three cannot drift apart.
+/// `KeeperException.getCodeMessage`. One table, so the three cannot drift apart; the
+/// numbers are `proto`'s.
 const SERVER_CODES: &[(i32, Error, &str)] = &[
-    (-1, Error::SystemError, "SystemError"),
-    (-2, Error::RuntimeInconsistency, "RuntimeInconsistency"),
-    (-3, Error::DataInconsistency, "DataInconsistency"),
-    (-4, Error::ConnectionLoss, "ConnectionLoss"),
-    (-5, Error::MarshallingError, "MarshallingError"),
-    (-6, Error::Unimplemented, "Unimplemented"),
-    (-7, Error::OperationTimeout, "OperationTimeout"),
-    (-8, Error::BadArguments, "BadArguments"),
-    (-12, Error::UnknownSession, "UnknownSession"),
-    (-13, Error::NewConfigNoQuorum, "NewConfigNoQuorum"),
-    (-14, Error::ReconfigInProgress, "ReconfigInProgress"),
-    (-101, Error::NoNode, "NoNode"),
-    (-102, Error::NoAuth, "NoAuth"),
-    (-103, Error::BadVersion, "BadVersion"),
-    (-108, Error::NoChildrenForEphemerals, "NoChildrenForEphemerals"),
-    (-110, Error::NodeExists, "NodeExists"),
-    (-111, Error::NotEmpty, "Directory not empty"),
-    (-112, Error::SessionExpired, "Session expired"),
-    (-113, Error::InvalidCallback, "Invalid callback"),
-    (-114, Error::InvalidAcl, "InvalidACL"),
-    (-115, Error::AuthFailed, "AuthFailed"),
-    (-118, Error::SessionMoved, "Session moved"),
-    (-119, Error::NotReadOnly, "Not a read-only call"),
-    (-120, Error::EphemeralOnLocalSession, "Ephemeral node on local session"),
-    (-121, Error::NoWatcher, "No such watcher"),
-    (-122, Error::RequestTimeout, "Unknown error REQUESTTIMEOUT"),
-    (-123, Error::ReconfigDisabled, "Reconfig is disabled"),
-    (-124, Error::SessionClosedRequireSaslAuth, "Session closed because client failed to authenticate"),
-    (-125, Error::QuotaExceeded, "Quota has exceeded"),
-    (-127, Error::ThrottledOp, "Op throttled due to high load"),
+    (ErrorCode::SystemError as i32, Error::SystemError, "SystemError"),
+    (ErrorCode::RuntimeInconsistency as i32, Error::RuntimeInconsistency, "RuntimeInconsistency"),
+    (ErrorCode::DataInconsistency as i32, Error::DataInconsistency, "DataInconsistency"),
+    (ErrorCode::ConnectionLoss as i32, Error::ConnectionLoss, "ConnectionLoss"),
+    (ErrorCode::MarshallingError as i32, Error::MarshallingError, "MarshallingError"),
+    (ErrorCode::Unimplemented as i32, Error::Unimplemented, "Unimplemented"),
+    (ErrorCode::OperationTimeout as i32, Error::OperationTimeout, "OperationTimeout"),
+    (ErrorCode::BadArguments as i32, Error::BadArguments, "BadArguments"),
+    (ErrorCode::UnknownSession as i32, Error::UnknownSession, "UnknownSession"),
+    (ErrorCode::NewConfigNoQuorum as i32, Error::NewConfigNoQuorum, "NewConfigNoQuorum"),
+    (ErrorCode::ReconfigInProgress as i32, Error::ReconfigInProgress, "ReconfigInProgress"),
+    (ErrorCode::NoNode as i32, Error::NoNode, "NoNode"),
+    (ErrorCode::NoAuth as i32, Error::NoAuth, "NoAuth"),
+    (ErrorCode::BadVersion as i32, Error::BadVersion, "BadVersion"),
+    (ErrorCode::NoChildrenForEphemerals as i32, Error::NoChildrenForEphemerals, "NoChildrenForEphemerals"),
+    (ErrorCode::NodeExists as i32, Error::NodeExists, "NodeExists"),
+    (ErrorCode::NotEmpty as i32, Error::NotEmpty, "Directory not empty"),
+    (ErrorCode::SessionExpired as i32, Error::SessionExpired, "Session expired"),
+    (ErrorCode::InvalidCallback as i32, Error::InvalidCallback, "Invalid callback"),
+    (ErrorCode::InvalidAcl as i32, Error::InvalidAcl, "InvalidACL"),
+    (ErrorCode::AuthFailed as i32, Error::AuthFailed, "AuthFailed"),
+    (ErrorCode::SessionMoved as i32, Error::SessionMoved, "Session moved"),
+    (ErrorCode::NotReadOnly as i32, Error::NotReadOnly, "Not a read-only call"),
+    (ErrorCode::EphemeralOnLocalSession as i32, Error::EphemeralOnLocalSession, "Ephemeral node on local session"),
+    (ErrorCode::NoWatcher as i32, Error::NoWatcher, "No such watcher"),
+    (ErrorCode::RequestTimeout as i32, Error::RequestTimeout, "Unknown error REQUESTTIMEOUT"),
+    (ErrorCode::ReconfigDisabled as i32, Error::ReconfigDisabled, "Reconfig is disabled"),
+    (
+        ErrorCode::SessionClosedRequireSaslAuth as i32,
+        Error::SessionClosedRequireSaslAuth,
+        "Session closed because client failed to authenticate",
+    ),
+    (ErrorCode::QuotaExceeded as i32, Error::QuotaExceeded, "Quota has exceeded"),
+    (ErrorCode::ThrottledOp as i32, Error::ThrottledOp, "Op throttled due to high load"),
 ];
 
 impl Error {

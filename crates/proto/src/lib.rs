@@ -18,7 +18,7 @@ pub use codes::{perms, xid, AddWatchMode, CreateMode, ErrorCode, EventType, OpCo
 pub use frame::{append_frame, frame_length, FrameError, DEFAULT_MAX_FRAME};
 pub use jute::{DecodeError, Reader, Record};
 pub use records::*;
-pub use request::{encode_request_frame, DecodeRequestError, Request};
+pub use request::{append_request_frame, encode_request_frame, DecodeRequestError, Request};
 pub use response::{
     append_notification_frame, append_reply_frame, encode_notification_frame, encode_record_frame, encode_reply_frame,
     MultiResult, Response,

@@ -221,9 +221,14 @@ fn encode_multi(ops: &[Request], w: &mut Vec<u8>) {
 /// Encodes a whole request frame: length, header, body.
 pub fn encode_request_frame(xid: i32, request: &Request) -> Vec<u8> {
     let mut w = Vec::new();
-    crate::frame::append_frame(&mut w, |w| {
+    append_request_frame(&mut w, xid, request);
+    w
+}
+
+/// Appends a whole request frame to `out` (a connection's output buffer), in place.
+pub fn append_request_frame(out: &mut Vec<u8>, xid: i32, request: &Request) {
+    crate::frame::append_frame(out, |w| {
         RequestHeader { xid, opcode: request.opcode() as i32 }.encode(w);
         request.encode(w);
     });
-    w
 }
