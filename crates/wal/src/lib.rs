@@ -82,5 +82,5 @@ mod purge;
 pub mod snapshot;
 
 pub use disk::{Disk, DiskFile, OsDisk};
-pub use log::{Recovery, TailCut, Wal, WalError, WalOptions};
+pub use log::{list_segments, parse_segment_name, Recovery, TailCut, Wal, WalError, WalOptions};
 pub use purge::{purge, Purged};

@@ -77,7 +77,8 @@ pub fn segment_name(first_zxid: i64) -> String {
     format!("log.{first_zxid:016x}")
 }
 
-fn parse_segment_name(name: &str) -> Option<i64> {
+/// The first zxid a segment's file name says, if it is one (`log.<16 hex digits>`).
+pub fn parse_segment_name(name: &str) -> Option<i64> {
     let hex = name.strip_prefix("log.")?;
     (hex.len() == 16).then(|| u64::from_str_radix(hex, 16).ok().map(|z| z as i64)).flatten()
 }
@@ -227,7 +228,7 @@ fn scan_segment<'a>(
 }
 
 /// The segments in `dir`, oldest first, with their first zxids.
-pub(crate) fn list_segments<D: Disk>(disk: &D, dir: &Path) -> Result<Vec<(i64, PathBuf)>, WalError> {
+pub fn list_segments<D: Disk>(disk: &D, dir: &Path) -> Result<Vec<(i64, PathBuf)>, WalError> {
     let names = match disk.list(dir) {
         Ok(names) => names,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

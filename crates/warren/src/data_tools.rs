@@ -164,22 +164,13 @@ pub fn txn_line(txn: &Txn) -> String {
 
 /// Prints the transactions of a segment or of a log directory.
 pub fn dump_log(path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+    // A directory: the segments recovery reads (named `log.<16 hex digits>`).
     let files: Vec<PathBuf> = if path.is_dir() {
-        let mut files = Vec::new();
-        for entry in std::fs::read_dir(path).with_context(|| format!("listing {}", path.display()))? {
-            let p = entry?.path();
-            if p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("log.") && !n.ends_with(".tmp")) {
-                files.push(p);
-            }
-        }
-        files
+        wal::list_segments(&wal::OsDisk, path)?.into_iter().map(|(_, p)| p).collect()
     } else {
         vec![path.to_owned()]
     };
-    let is_segment = |f: &PathBuf| {
-        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        name.strip_prefix("log.").is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-    };
+    let is_segment = |f: &PathBuf| f.file_name().and_then(|n| n.to_str()).and_then(wal::parse_segment_name).is_some();
     if let Some(other) = files.iter().find(|f| !is_segment(f)) {
         bail!("{}: not a Warren log segment (they are named log.<16 hex digits>)", other.display());
     }
