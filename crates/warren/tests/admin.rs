@@ -4,20 +4,12 @@
 
 mod common;
 
-use common::{free_port, http_get, Server};
+use common::{connect, free_port, http_get, open, Server};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 use zookeeper_client as zk;
-
-async fn connect(server: &Server) -> zk::Client {
-    zk::Client::connector().session_timeout(Duration::from_secs(4)).connect(&server.address()).await.unwrap()
-}
-
-fn open() -> zk::CreateOptions<'static> {
-    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
-}
 
 // ------------------------------------------------------------------ Prometheus text format
 

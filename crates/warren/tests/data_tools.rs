@@ -7,7 +7,6 @@ mod common;
 use common::Server;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
 use zookeeper_client as zk;
 
 fn warren(args: &[&str]) -> Output {
@@ -40,9 +39,8 @@ fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
 
 /// Writes a known history, with enough transactions for several snapshots.
 async fn history(server: &Server) {
-    let client =
-        zk::Client::connector().session_timeout(Duration::from_secs(4)).connect(&server.address()).await.unwrap();
-    let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    let client = common::connect(server).await;
+    let open = common::open();
     client.create("/dump", b"hello", &open).await.unwrap();
     client.create("/dump/child", b"", &open).await.unwrap();
     client.set_data("/dump", b"bye", None).await.unwrap();
@@ -143,8 +141,7 @@ async fn purge_keeps_the_newest_snapshots_and_the_log_they_need() {
     }
     // What is left still recovers everything.
     server.restart();
-    let client =
-        zk::Client::connector().session_timeout(Duration::from_secs(4)).connect(&server.address()).await.unwrap();
+    let client = common::connect(&server).await;
     let (data, stat) = client.get_data("/dump").await.unwrap();
     assert_eq!((data.as_slice(), stat.version), (&b"bye"[..], 1));
     assert!(client.check_stat("/n079").await.unwrap().is_some());

@@ -35,7 +35,7 @@ fn leader(members: &[Server], running: &[usize]) -> usize {
 /// Creates `/e/n<i>`, retrying while the ensemble fails over; NodeExists means an earlier
 /// attempt committed without its answer arriving.
 async fn create(client: &zk::Client, i: usize) {
-    let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    let options = common::open();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match client.create(&format!("/e/n{i:04}"), format!("v{i}").as_bytes(), &options).await {
@@ -58,9 +58,8 @@ async fn the_leader_dies_under_writes_and_nothing_acknowledged_is_lost() {
     let old = leader(&members, &[0, 1, 2]);
 
     let hosts = members.iter().map(Server::address).collect::<Vec<_>>().join(",");
-    let client = zk::Client::connector().session_timeout(Duration::from_secs(4)).connect(&hosts).await.unwrap();
-    let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-    client.create("/e", b"", &options).await.unwrap();
+    let client = common::connect_to(&hosts).await;
+    client.create("/e", b"", &common::open()).await.unwrap();
     for i in 0..50 {
         create(&client, i).await;
     }

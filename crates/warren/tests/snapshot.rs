@@ -5,13 +5,11 @@
 mod common;
 
 use common::Server;
-use std::time::Duration;
 use zookeeper_client as zk;
 
 async fn fill(server: &Server, count: usize) -> zk::Client {
-    let client =
-        zk::Client::connector().session_timeout(Duration::from_secs(4)).connect(&server.address()).await.unwrap();
-    let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    let client = common::connect(server).await;
+    let open = common::open();
     for i in 0..count {
         client.create(&format!("/n{i:05}"), format!("v{i}").as_bytes(), &open).await.unwrap();
     }
@@ -19,8 +17,7 @@ async fn fill(server: &Server, count: usize) -> zk::Client {
 }
 
 async fn check(server: &Server, count: usize) {
-    let client =
-        zk::Client::connector().session_timeout(Duration::from_secs(4)).connect(&server.address()).await.unwrap();
+    let client = common::connect(server).await;
     let (children, _) = client.get_children("/").await.unwrap();
     assert_eq!(children.len(), count + 1, "every node is back (and /zookeeper)");
     for i in (0..count).step_by(97) {

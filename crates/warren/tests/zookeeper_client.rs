@@ -3,17 +3,9 @@
 
 mod common;
 
-use common::Server;
+use common::{connect, open, Server};
 use std::time::Duration;
 use zookeeper_client as zk;
-
-fn open() -> zk::CreateOptions<'static> {
-    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
-}
-
-async fn connect(server: &Server) -> zk::Client {
-    zk::Client::connector().session_timeout(Duration::from_secs(4)).connect(&server.address()).await.unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn data_operations_and_one_shot_watches() {

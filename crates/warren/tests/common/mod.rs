@@ -103,6 +103,21 @@ impl Server {
     }
 }
 
+/// A `zookeeper-client` session (4 s timeout) on the server.
+pub async fn connect(server: &Server) -> zookeeper_client::Client {
+    connect_to(&server.address()).await
+}
+
+/// A `zookeeper-client` session (4 s timeout) through a connect string.
+pub async fn connect_to(hosts: &str) -> zookeeper_client::Client {
+    zookeeper_client::Client::connector().session_timeout(Duration::from_secs(4)).connect(hosts).await.unwrap()
+}
+
+/// Create options for a persistent node open to anyone.
+pub fn open() -> zookeeper_client::CreateOptions<'static> {
+    zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all())
+}
+
 /// A port free at the moment (the server binds it soon after).
 pub fn free_port() -> u16 {
     free_ports::<1>()[0]
