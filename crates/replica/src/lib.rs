@@ -817,7 +817,7 @@ impl Replica {
             .chain(self.tree.ttl_nodes())
             .filter(|p| !self.pending.is_pending(p))
             .filter(|p| {
-                self.tree.node(p).is_some_and(|n| {
+                self.tree.node(p).map(|n| n.meta()).is_some_and(|n| {
                     n.num_children == 0
                         && match owner::ttl_ms(n.ephemeral_owner) {
                             Some(ttl) => now - n.mtime > ttl,

@@ -20,14 +20,15 @@ pub struct NodeView {
 }
 
 impl NodeView {
-    fn of(node: &tree::Node) -> NodeView {
+    fn of(node: tree::NodeRef<'_>) -> NodeView {
+        let meta = node.meta();
         NodeView {
-            version: node.version,
-            aversion: node.aversion,
-            child_creates: node.child_creates,
-            num_children: node.num_children as i32,
-            ephemeral_owner: node.ephemeral_owner,
-            acl: node.acl.clone(),
+            version: meta.version,
+            aversion: meta.aversion,
+            child_creates: meta.child_creates,
+            num_children: meta.num_children as i32,
+            ephemeral_owner: meta.ephemeral_owner,
+            acl: node.acl().clone(),
         }
     }
 }

@@ -41,9 +41,9 @@ impl Replica {
         self.conns.get(&conn).map(|c| c.auth.clone()).unwrap_or_default()
     }
 
-    fn readable(&self, conn: ConnId, p: &str, perm: i32) -> Result<&tree::Node, ErrorCode> {
+    fn readable(&self, conn: ConnId, p: &str, perm: i32) -> Result<tree::NodeRef<'_>, ErrorCode> {
         let node = self.tree.node(p).ok_or(ErrorCode::NoNode)?;
-        let allowed = self.conns.get(&conn).is_some_and(|c| acl::allows(&node.acl, perm, &c.auth));
+        let allowed = self.conns.get(&conn).is_some_and(|c| acl::allows(node.acl(), perm, &c.auth));
         if allowed {
             Ok(node)
         } else {
@@ -69,7 +69,7 @@ impl Replica {
             }
             Request::GetData(r) => {
                 let node = self.readable(conn, &r.path, perms::READ)?;
-                let response = Response::Data(node.data.as_deref().map(<[u8]>::to_vec), node.stat());
+                let response = Response::Data(node.data().map(<[u8]>::to_vec), node.stat());
                 if r.watch {
                     self.tree.watches.add(conn, WatchKind::Data, &r.path);
                 }
@@ -77,8 +77,8 @@ impl Replica {
             }
             Request::GetAcl(r) => {
                 let node = self.readable(conn, &r.path, perms::READ | perms::ADMIN)?;
-                let admin = acl::allows(&node.acl, perms::ADMIN, &self.auth_of(conn));
-                let list = if admin { node.acl.to_vec() } else { acl::masked(&node.acl) };
+                let admin = acl::allows(node.acl(), perms::ADMIN, &self.auth_of(conn));
+                let list = if admin { node.acl().to_vec() } else { acl::masked(node.acl()) };
                 Ok(Response::Acl(list, node.stat()))
             }
             Request::GetChildren(r) | Request::GetChildren2(r) => {
@@ -185,7 +185,7 @@ impl Replica {
                     .map(|op| match op {
                         Request::GetData(r) => self
                             .readable(conn, &r.path, perms::READ)
-                            .map(|n| MultiResult::GetData(n.data.as_deref().map(<[u8]>::to_vec), n.stat()))
+                            .map(|n| MultiResult::GetData(n.data().map(<[u8]>::to_vec), n.stat()))
                             .unwrap_or_else(|e| MultiResult::Error(e as i32)),
                         Request::GetChildren(r) => self
                             .readable(conn, &r.path, perms::READ)
@@ -217,7 +217,7 @@ impl Replica {
     fn set_watches(&mut self, conn: ConnId, relative_zxid: i64, lists: [&Vec<String>; 5]) {
         let [data, exist, child, persistent, recursive] = lists;
         for p in data {
-            match self.tree.node(p).map(|n| n.mzxid) {
+            match self.tree.node(p).map(|n| n.meta().mzxid) {
                 None => self.notify_now(conn, EventType::NodeDeleted, p),
                 Some(mzxid) if mzxid > relative_zxid => self.notify_now(conn, EventType::NodeDataChanged, p),
                 Some(_) => self.tree.watches.add(conn, WatchKind::Data, p),
@@ -231,7 +231,7 @@ impl Replica {
             }
         }
         for p in child {
-            match self.tree.node(p).map(|n| n.pzxid) {
+            match self.tree.node(p).map(|n| n.meta().pzxid) {
                 None => self.notify_now(conn, EventType::NodeDeleted, p),
                 Some(pzxid) if pzxid > relative_zxid => self.notify_now(conn, EventType::NodeChildrenChanged, p),
                 Some(_) => self.tree.watches.add(conn, WatchKind::Child, p),

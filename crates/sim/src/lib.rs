@@ -473,7 +473,7 @@ impl Sim {
         let (zxid, tree) = (server.replica.applied_zxid(), server.replica.tree());
         let digest = tree.digest();
         let orphan = tree.iter().find_map(|(path, node)| {
-            let session = owner::session(node.ephemeral_owner)?;
+            let session = owner::session(node.meta().ephemeral_owner)?;
             let closed = *self.closed.get(&session).filter(|closed| **closed <= zxid)?;
             Some(format!("{path}, an ephemeral of session {session:#x} closed at {closed:#x}"))
         });

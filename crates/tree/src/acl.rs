@@ -4,6 +4,8 @@
 use base64::Engine;
 use proto::{perms, Acl, ErrorCode, Id};
 use sha1::{Digest, Sha1};
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -159,25 +161,96 @@ pub fn masked(acl: &[Acl]) -> Vec<Acl> {
         .collect()
 }
 
-/// Interns ACL lists so that the million znodes sharing one ACL share one allocation, as
-/// ZooKeeper's `ReferenceCountedACLCache` does.
+/// An ACL list's id in the tree's [`AclCache`].
+pub(crate) type AclId = u32;
+
+/// Interns ACL lists so that the million znodes sharing one ACL share one list and keep
+/// only its 4-byte id, as ZooKeeper's `ReferenceCountedACLCache` keeps a long per node.
+/// Lists are counted by the nodes that use them; one no node uses any more is dropped by
+/// [`AclCache::purge_unused`] (and its id reused), which the tree calls only while no
+/// snapshot is in progress, since a snapshot's pre-images may still name it.
 #[derive(Debug, Default)]
-pub struct AclCache {
-    lists: std::collections::BTreeMap<Vec<AclKey>, Arc<[Acl]>>,
+pub(crate) struct AclCache {
+    lists: Vec<Interned>,
+    ids: BTreeMap<Vec<AclKey>, AclId>,
+    /// Lists whose count fell to 0 since the last purge.
+    unused: Vec<AclId>,
+    free: Vec<AclId>,
+}
+
+#[derive(Debug)]
+struct Interned {
+    acl: Arc<[Acl]>,
+    nodes: u32,
 }
 
 /// `Acl` is not `Ord`; this is its ordered form for the cache.
 type AclKey = (i32, String, Option<String>);
 
+fn key(acl: &[Acl]) -> Vec<AclKey> {
+    acl.iter().map(|a| (a.perms, a.id.scheme.clone(), a.id.id.clone())).collect()
+}
+
 impl AclCache {
-    pub fn intern(&mut self, acl: &[Acl]) -> Arc<[Acl]> {
-        let key: Vec<AclKey> = acl.iter().map(|a| (a.perms, a.id.scheme.clone(), a.id.id.clone())).collect();
-        self.lists.entry(key).or_insert_with(|| Arc::from(acl)).clone()
+    /// The id of `acl`, counted once more.
+    pub fn intern(&mut self, acl: &[Acl]) -> AclId {
+        let id = match self.ids.entry(key(acl)) {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(e) => {
+                let interned = Interned { acl: Arc::from(acl), nodes: 0 };
+                let id = match self.free.pop() {
+                    Some(id) => {
+                        self.lists[id as usize] = interned;
+                        id
+                    }
+                    None => {
+                        self.lists.push(interned);
+                        (self.lists.len() - 1) as AclId
+                    }
+                };
+                *e.insert(id)
+            }
+        };
+        self.add_use(id);
+        id
     }
 
-    /// Drops lists no node uses any more.
+    /// Counts one more node using `id`.
+    pub fn add_use(&mut self, id: AclId) {
+        self.lists[id as usize].nodes += 1;
+    }
+
+    /// Counts one node fewer using `id`.
+    pub fn release(&mut self, id: AclId) {
+        let list = &mut self.lists[id as usize];
+        list.nodes -= 1;
+        if list.nodes == 0 {
+            self.unused.push(id);
+        }
+    }
+
+    pub fn get(&self, id: AclId) -> &Arc<[Acl]> {
+        &self.lists[id as usize].acl
+    }
+
+    /// Drops the lists that no node uses any more.
     pub fn purge_unused(&mut self) {
-        self.lists.retain(|_, list| Arc::strong_count(list) > 1);
+        for id in std::mem::take(&mut self.unused) {
+            let list = &mut self.lists[id as usize];
+            let key = key(&list.acl);
+            // Skipped: interned again since, or already purged (an id can fall to 0 twice).
+            if list.nodes > 0 || self.ids.get(&key) != Some(&id) {
+                continue;
+            }
+            self.ids.remove(&key);
+            list.acl = Arc::from([]);
+            self.free.push(id);
+        }
+    }
+
+    /// How many lists are interned.
+    pub fn len(&self) -> usize {
+        self.ids.len()
     }
 }
 

@@ -3,77 +3,33 @@
 //! watch registry. It changes only through [`DataTree::apply`].
 
 use crate::acl::{self, AclCache};
+use crate::node::{Meta, Node};
 use crate::path;
 use crate::txn::{owner, Txn, TxnOp};
 use crate::watch::{ConnId, Watches};
 use proto::{perms, Acl, ErrorCode, EventType, Stat};
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Bound;
+use std::ops::{Bound, Deref};
 use std::sync::Arc;
 
-#[derive(Debug, Clone)]
-pub struct Node {
-    /// `None` is ZooKeeper's null data, returned as null (clients such as Java's may send it).
-    pub data: Option<Box<[u8]>>,
-    pub acl: Arc<[Acl]>,
-    pub czxid: i64,
-    pub mzxid: i64,
-    pub pzxid: i64,
-    pub ctime: i64,
-    pub mtime: i64,
-    pub version: i32,
-    pub aversion: i32,
-    /// Children ever created under this node, never decremented. The sequence suffix is
-    /// taken from it, and ZooKeeper reports `cversion = 2 * child_creates - num_children`.
-    pub child_creates: i32,
-    /// A session id, [`owner::CONTAINER`], a TTL mark, or 0.
-    pub ephemeral_owner: i64,
-    /// Children are not stored here: they are the next keys of the tree's ordered map
-    /// (see [`DataTree::children`]); only their count is kept.
-    pub num_children: u32,
+/// A node of the tree with its ACL list.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeRef<'a> {
+    node: &'a Node,
+    acl: &'a Arc<[Acl]>,
 }
 
-impl Node {
-    fn new(data: Option<&[u8]>, acl: Arc<[Acl]>, zxid: i64, time_ms: i64, ephemeral_owner: i64) -> Node {
-        Node {
-            data: data.map(Into::into),
-            acl,
-            czxid: zxid,
-            mzxid: zxid,
-            pzxid: zxid,
-            ctime: time_ms,
-            mtime: time_ms,
-            version: 0,
-            aversion: 0,
-            child_creates: 0,
-            ephemeral_owner,
-            num_children: 0,
-        }
+impl<'a> NodeRef<'a> {
+    pub fn acl(&self) -> &'a Arc<[Acl]> {
+        self.acl
     }
+}
 
-    pub fn data_len(&self) -> usize {
-        self.data.as_ref().map_or(0, |d| d.len())
-    }
+impl Deref for NodeRef<'_> {
+    type Target = Node;
 
-    pub fn cversion(&self) -> i32 {
-        self.child_creates.wrapping_mul(2).wrapping_sub(self.num_children as i32)
-    }
-
-    pub fn stat(&self) -> Stat {
-        Stat {
-            czxid: self.czxid,
-            mzxid: self.mzxid,
-            ctime: self.ctime,
-            mtime: self.mtime,
-            version: self.version,
-            cversion: self.cversion(),
-            aversion: self.aversion,
-            // Container and TTL marks are internal; clients see 0.
-            ephemeral_owner: owner::session(self.ephemeral_owner).unwrap_or(0),
-            data_length: self.data_len() as i32,
-            num_children: self.num_children as i32,
-            pzxid: self.pzxid,
-        }
+    fn deref(&self) -> &Node {
+        self.node
     }
 }
 
@@ -101,9 +57,8 @@ pub struct Notification {
 
 #[derive(Debug)]
 pub struct DataTree {
-    /// Nodes are boxed: a B-tree grown by inserts keeps its leaves about half full, and
-    /// half-empty slots of pointers cost far less than half-empty slots of whole nodes.
-    pub(crate) nodes: BTreeMap<Box<str>, Box<Node>>,
+    /// Every node, ordered by path: the children of `p` are among the keys after `p/`.
+    pub(crate) nodes: BTreeSet<Node>,
     pub(crate) acls: AclCache,
     ephemerals: BTreeMap<i64, BTreeSet<String>>,
     containers: BTreeSet<String>,
@@ -124,17 +79,18 @@ impl DataTree {
     /// A fresh tree: `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`.
     pub fn new() -> DataTree {
         let mut tree = DataTree::without_nodes();
-        let open = tree.acls.intern(&acl::open_acl());
-        let read_only = tree.acls.intern(&[Acl { perms: perms::READ, id: acl::id("world", "anyone") }]);
-        for (p, acl) in
-            [(path::ROOT, &open), (path::ZOOKEEPER, &open), (path::QUOTA, &open), (path::CONFIG, &read_only)]
-        {
-            tree.insert_node(p, Node::new(Some(b""), acl.clone(), 0, 0, 0));
+        let read_only = [Acl { perms: perms::READ, id: acl::id("world", "anyone") }];
+        for (p, acl) in [
+            (path::ROOT, &acl::open_acl()[..]),
+            (path::ZOOKEEPER, &acl::open_acl()),
+            (path::QUOTA, &acl::open_acl()),
+            (path::CONFIG, &read_only),
+        ] {
+            let acl = tree.acls.intern(acl);
+            tree.insert_node(Node::new(p, Some(b""), acl, &Meta::created(0, 0, 0)));
         }
         // ZooKeeper sets the config node's ACL in a way that leaves aversion at -1.
-        if let Some(config) = tree.nodes.get_mut(path::CONFIG) {
-            config.aversion = -1;
-        }
+        tree.change(path::CONFIG, |config| config.set_meta(&Meta { aversion: -1, ..config.meta() }));
         tree
     }
 
@@ -142,7 +98,7 @@ impl DataTree {
     /// [`DataTree::load_node`].
     pub fn without_nodes() -> DataTree {
         DataTree {
-            nodes: BTreeMap::new(),
+            nodes: BTreeSet::new(),
             acls: AclCache::default(),
             ephemerals: BTreeMap::new(),
             containers: BTreeSet::new(),
@@ -153,46 +109,62 @@ impl DataTree {
         }
     }
 
-    pub(crate) fn insert_node(&mut self, p: impl Into<Box<str>>, node: Node) {
-        let key: Box<str> = p.into();
-        let p = &*key;
+    /// Adds a node whose ACL use is already counted, and counts it as its parent's child.
+    pub(crate) fn insert_node(&mut self, node: Node) {
+        let p = node.path();
         if p != path::ROOT {
-            if let Some(parent) = self.nodes.get_mut(path::parent(p)) {
-                parent.num_children += 1;
-            }
+            self.change(path::parent(p), |parent| {
+                let meta = parent.meta();
+                parent.set_meta(&Meta { num_children: meta.num_children + 1, ..meta })
+            });
         }
-        self.index(p, &node);
-        self.nodes.insert(key, Box::new(node));
+        self.index(&node);
+        self.nodes.insert(node);
+    }
+
+    /// Changes the node at `p` (never its path); `None` when there is none. Nodes in a set
+    /// cannot be changed where they are, so it is taken out and put back.
+    fn change<R>(&mut self, p: &str, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
+        let mut node = self.nodes.take(p.as_bytes())?;
+        let result = f(&mut node);
+        self.nodes.insert(node);
+        Some(result)
     }
 
     /// Adds a node to the size count and to the ephemeral, container and TTL indexes.
-    pub(crate) fn index(&mut self, p: &str, node: &Node) {
+    pub(crate) fn index(&mut self, node: &Node) {
+        let p = node.path();
+        let owner = node.meta().ephemeral_owner;
         self.data_size += (p.len() + node.data_len()) as u64;
-        if let Some(session) = owner::session(node.ephemeral_owner) {
+        if let Some(session) = owner::session(owner) {
             self.ephemerals.entry(session).or_default().insert(p.to_owned());
-        } else if node.ephemeral_owner == owner::CONTAINER {
+        } else if owner == owner::CONTAINER {
             self.containers.insert(p.to_owned());
-        } else if owner::ttl_ms(node.ephemeral_owner).is_some() {
+        } else if owner::ttl_ms(owner).is_some() {
             self.ttls.insert(p.to_owned());
         }
     }
 
-    pub fn node(&self, p: &str) -> Option<&Node> {
-        self.nodes.get(p).map(|n| &**n)
+    fn with_acl<'a>(&'a self, node: &'a Node) -> NodeRef<'a> {
+        NodeRef { node, acl: self.acls.get(node.acl()) }
+    }
+
+    pub fn node(&self, p: &str) -> Option<NodeRef<'_>> {
+        self.nodes.get(p.as_bytes()).map(|n| self.with_acl(n))
     }
 
     /// The names of a node's children, in order. Children of `p` are the keys after `p/`;
     /// a child's own subtree sits between it and its next sibling, so the scan jumps over
     /// each subtree (to `p/name0`, as `0` follows `/`) instead of walking it.
     pub fn children(&self, p: &str) -> Option<Vec<&str>> {
-        let node = self.nodes.get(p)?;
+        let node = self.nodes.get(p.as_bytes())?;
         let prefix = if p == path::ROOT { path::ROOT.to_owned() } else { format!("{p}/") };
-        let mut names = Vec::with_capacity(node.num_children as usize);
+        let mut names = Vec::with_capacity(node.meta().num_children as usize);
         let mut from = prefix.clone();
         'scan: loop {
-            let range = self.nodes.range::<str, _>((Bound::Included(from.as_str()), Bound::Unbounded));
-            for (key, _) in range {
-                let Some(rest) = key.strip_prefix(prefix.as_str()) else { break 'scan };
+            let range = self.nodes.range::<[u8], _>((Bound::Included(from.as_bytes()), Bound::Unbounded));
+            for node in range {
+                let Some(rest) = node.path().strip_prefix(prefix.as_str()) else { break 'scan };
                 match rest.split_once('/') {
                     // The root's prefix is the root's own key.
                     None if rest.is_empty() => {}
@@ -209,8 +181,8 @@ impl DataTree {
     }
 
     /// Every node with its path, in path order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
-        self.nodes.iter().map(|(p, n)| (&**p, &**n))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, NodeRef<'_>)> {
+        self.nodes.iter().map(|n| (n.path(), self.with_acl(n)))
     }
 
     pub fn node_count(&self) -> usize {
@@ -219,6 +191,11 @@ impl DataTree {
 
     pub fn approximate_data_size(&self) -> u64 {
         self.data_size
+    }
+
+    /// How many distinct ACL lists the nodes use.
+    pub fn acl_list_count(&self) -> usize {
+        self.acls.len()
     }
 
     /// The ephemeral paths a session owns.
@@ -245,11 +222,11 @@ impl DataTree {
 
     /// Number of descendants of `p`, the node itself not counted.
     pub fn descendant_count(&self, p: &str) -> Option<usize> {
-        self.nodes.get(p)?;
+        self.nodes.get(p.as_bytes())?;
         let prefix = if p == path::ROOT { path::ROOT.to_owned() } else { format!("{p}/") };
-        let descendants = self.nodes.range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded));
+        let descendants = self.nodes.range::<[u8], _>((Bound::Included(prefix.as_bytes()), Bound::Unbounded));
         // The root's prefix also matches the root itself.
-        Some(descendants.take_while(|(k, _)| k.starts_with(&prefix)).filter(|(k, _)| &***k != p).count())
+        Some(descendants.map(Node::path).take_while(|k| k.starts_with(&prefix)).filter(|k| *k != p).count())
     }
 
     /// Applies a transaction. Transactions are prepared against this tree, so they fit it;
@@ -270,20 +247,28 @@ impl DataTree {
                 OpResult::SessionClosed
             }
             TxnOp::Create { path: p, data, acl, ephemeral_owner } => {
-                if let Some(existing) = self.nodes.get(p.as_str()) {
+                if let Some(existing) = self.nodes.get(p.as_bytes()) {
                     return OpResult::Created { path: p.clone(), stat: existing.stat() };
                 }
                 self.preserve(path::parent(p));
                 self.preserve(p);
-                let Some(parent) = self.nodes.get_mut(path::parent(p)) else {
+                let parent_changed = self.change(path::parent(p), |parent| {
+                    let meta = parent.meta();
+                    parent.set_meta(&Meta {
+                        child_creates: meta.child_creates.wrapping_add(1),
+                        num_children: meta.num_children + 1,
+                        pzxid: txn.zxid,
+                        ..meta
+                    })
+                });
+                if parent_changed.is_none() {
                     return OpResult::Failed(ErrorCode::NoNode);
-                };
-                parent.child_creates = parent.child_creates.wrapping_add(1);
-                parent.pzxid = txn.zxid;
+                }
                 let acl = self.acls.intern(acl);
-                let node = Node::new(data.as_deref(), acl, txn.zxid, txn.time_ms, *ephemeral_owner);
+                let node = Node::new(p, data.as_deref(), acl, &Meta::created(txn.zxid, txn.time_ms, *ephemeral_owner));
                 let stat = node.stat();
-                self.insert_node(p.as_str(), node);
+                self.index(&node);
+                self.nodes.insert(node);
                 self.notify(EventType::NodeCreated, p, events);
                 self.notify(EventType::NodeChildrenChanged, path::parent(p), events);
                 OpResult::Created { path: p.clone(), stat }
@@ -294,27 +279,30 @@ impl DataTree {
             }
             TxnOp::SetData { path: p, data, version } => {
                 self.preserve(p);
-                let Some(node) = self.nodes.get_mut(p.as_str()) else {
+                let Some(node) = self.nodes.take(p.as_bytes()) else {
                     return OpResult::Failed(ErrorCode::NoNode);
                 };
-                self.data_size = self.data_size + data.as_ref().map_or(0, Vec::len) as u64 - node.data_len() as u64;
-                node.data = data.as_deref().map(Into::into);
-                node.version = *version;
-                node.mzxid = txn.zxid;
-                node.mtime = txn.time_ms;
+                let meta = Meta { version: *version, mzxid: txn.zxid, mtime: txn.time_ms, ..node.meta() };
+                let old_len = node.data_len() as u64;
+                let node = node.with_data(data.as_deref(), &meta);
+                self.data_size = self.data_size + node.data_len() as u64 - old_len;
                 let stat = node.stat();
+                self.nodes.insert(node);
                 self.notify(EventType::NodeDataChanged, p, events);
                 OpResult::DataSet { stat }
             }
             TxnOp::SetAcl { path: p, acl, aversion } => {
                 self.preserve(p);
-                let acl = self.acls.intern(acl);
-                let Some(node) = self.nodes.get_mut(p.as_str()) else {
+                let Some(mut node) = self.nodes.take(p.as_bytes()) else {
                     return OpResult::Failed(ErrorCode::NoNode);
                 };
-                node.acl = acl;
-                node.aversion = *aversion;
-                OpResult::AclSet { stat: node.stat() }
+                let acl = self.acls.intern(acl);
+                self.acls.release(node.acl());
+                self.purge_unused_acls();
+                node.set_acl(acl, &Meta { aversion: *aversion, ..node.meta() });
+                let stat = node.stat();
+                self.nodes.insert(node);
+                OpResult::AclSet { stat }
             }
             TxnOp::Check { .. } => OpResult::Checked,
             TxnOp::Error { err } => OpResult::Failed(*err),
@@ -325,11 +313,12 @@ impl DataTree {
     fn delete(&mut self, zxid: i64, p: &str, events: &mut Vec<Notification>) {
         self.preserve(p);
         self.preserve(path::parent(p));
-        let Some(node) = self.nodes.remove(p) else {
+        let Some(node) = self.nodes.take(p.as_bytes()) else {
             return;
         };
         self.data_size -= (p.len() + node.data_len()) as u64;
-        if let Some(session) = owner::session(node.ephemeral_owner) {
+        let owner = node.meta().ephemeral_owner;
+        if let Some(session) = owner::session(owner) {
             if let Some(set) = self.ephemerals.get_mut(&session) {
                 set.remove(p);
                 if set.is_empty() {
@@ -340,13 +329,23 @@ impl DataTree {
             self.containers.remove(p);
             self.ttls.remove(p);
         }
+        self.acls.release(node.acl());
+        self.purge_unused_acls();
         let parent_path = path::parent(p);
-        if let Some(parent) = self.nodes.get_mut(parent_path) {
-            parent.num_children = parent.num_children.saturating_sub(1);
-            parent.pzxid = zxid;
-        }
+        self.change(parent_path, |parent| {
+            let meta = parent.meta();
+            parent.set_meta(&Meta { num_children: meta.num_children.saturating_sub(1), pzxid: zxid, ..meta })
+        });
         self.notify(EventType::NodeDeleted, p, events);
         self.notify(EventType::NodeChildrenChanged, parent_path, events);
+    }
+
+    /// Drops ACL lists no node uses any more, unless a snapshot in progress may still need
+    /// them (then they go when it ends).
+    pub(crate) fn purge_unused_acls(&mut self) {
+        if self.snapshot.is_none() {
+            self.acls.purge_unused();
+        }
     }
 
     fn notify(&mut self, event: EventType, p: &str, events: &mut Vec<Notification>) {
@@ -363,30 +362,26 @@ impl DataTree {
         let mut d = Digest(0);
         for (p, n) in self.iter() {
             d.bytes(p.as_bytes());
-            match &n.data {
+            match n.data() {
                 Some(data) => d.bytes(data),
                 None => d.word(u64::MAX),
             }
-            d.word(n.acl.len() as u64);
-            for a in n.acl.iter() {
+            d.word(n.acl().len() as u64);
+            for a in n.acl().iter() {
                 d.word(a.perms as u64);
                 d.bytes(a.id.scheme.as_bytes());
                 d.bytes(a.id.id.as_deref().unwrap_or_default().as_bytes());
             }
-            for v in [n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime, n.ephemeral_owner] {
+            let m = n.meta();
+            for v in [m.czxid, m.mzxid, m.pzxid, m.ctime, m.mtime, m.ephemeral_owner] {
                 d.word(v as u64);
             }
-            for v in [n.version, n.aversion, n.child_creates] {
+            for v in [m.version, m.aversion, m.child_creates] {
                 d.word(v as u32 as u64);
             }
-            d.word(n.num_children as u64);
+            d.word(m.num_children as u64);
         }
         d.0
-    }
-
-    /// Drops interned ACL lists that no node uses any more.
-    pub fn purge_unused_acls(&mut self) {
-        self.acls.purge_unused();
     }
 }
 
@@ -436,6 +431,85 @@ mod tests {
         assert_eq!(tree.node("/p").unwrap().stat().num_children, 5);
         assert_eq!(tree.descendant_count("/p"), Some(7));
         assert_eq!(tree.descendant_count("/"), Some(tree.node_count() - 1));
+    }
+
+    fn acl_of(user: &str) -> Vec<Acl> {
+        vec![Acl { perms: perms::ALL, id: acl::id("digest", user) }]
+    }
+
+    fn txn(zxid: i64, op: TxnOp) -> Txn {
+        Txn { zxid, time_ms: 0, session_id: 0, cxid: 0, op }
+    }
+
+    fn whole_snapshot(tree: &mut DataTree) -> Vec<Vec<u8>> {
+        let mut chunks = Vec::new();
+        while let Some((chunk, last)) = tree.snapshot_chunk(1) {
+            chunks.push(chunk);
+            if last {
+                break;
+            }
+        }
+        chunks
+    }
+
+    #[test]
+    fn acl_lists_no_node_uses_are_dropped_but_not_during_a_snapshot() {
+        let mut tree = DataTree::new();
+        let base = tree.acl_list_count();
+        let create =
+            |p: &str, user: &str| TxnOp::Create { path: p.into(), data: None, acl: acl_of(user), ephemeral_owner: 0 };
+        tree.apply(&txn(1, create("/a", "alice:x")));
+        tree.apply(&txn(2, create("/b", "alice:x")));
+        tree.apply(&txn(3, create("/c", "carol:x")));
+        assert_eq!(tree.acl_list_count(), base + 2);
+        tree.apply(&txn(4, TxnOp::Delete { path: "/a".into() }));
+        assert_eq!(tree.acl_list_count(), base + 2, "/b still uses alice's list");
+        tree.apply(&txn(5, TxnOp::Delete { path: "/b".into() }));
+        assert_eq!(tree.acl_list_count(), base + 1);
+
+        // While a snapshot is in progress, a list only a pre-image uses is kept for it.
+        tree.begin_snapshot(5);
+        tree.apply(&txn(6, TxnOp::SetAcl { path: "/c".into(), acl: acl::open_acl(), aversion: 1 }));
+        assert_eq!(tree.node("/c").unwrap().acl().to_vec(), acl::open_acl());
+        assert_eq!(tree.acl_list_count(), base + 1);
+        // A new list takes a fresh id rather than the one the pre-image names.
+        tree.apply(&txn(7, create("/d", "dave:x")));
+        let chunks = whole_snapshot(&mut tree);
+        assert_eq!(tree.acl_list_count(), base + 1, "carol's list goes when the snapshot ends");
+        let restored = DataTree::from_snapshot(chunks.iter().map(Vec::as_slice)).unwrap();
+        assert_eq!(restored.node("/c").unwrap().acl().to_vec(), acl_of("carol:x"));
+        assert!(restored.node("/d").is_none());
+
+        // An id freed is reused, and a list interned again after falling to no use is kept.
+        tree.apply(&txn(8, create("/e", "erin:x")));
+        tree.apply(&txn(9, TxnOp::Delete { path: "/d".into() }));
+        tree.apply(&txn(10, create("/d", "dave:x")));
+        assert_eq!(tree.acl_list_count(), base + 2);
+        assert_eq!(tree.node("/d").unwrap().acl().to_vec(), acl_of("dave:x"));
+        assert_eq!(tree.node("/e").unwrap().acl().to_vec(), acl_of("erin:x"));
+    }
+
+    #[test]
+    fn a_restored_tree_counts_acl_uses() {
+        let mut tree = DataTree::new();
+        for (i, p) in ["/a", "/b"].iter().enumerate() {
+            let op = TxnOp::Create { path: (*p).into(), data: None, acl: acl_of("alice:x"), ephemeral_owner: 0 };
+            tree.apply(&txn(i as i64 + 1, op));
+        }
+        tree.begin_snapshot(2);
+        let chunks = whole_snapshot(&mut tree);
+        let mut restored = DataTree::from_snapshot(chunks.iter().map(Vec::as_slice)).unwrap();
+        assert_eq!(restored.acl_list_count(), tree.acl_list_count());
+        restored.apply(&txn(3, TxnOp::Delete { path: "/a".into() }));
+        assert_eq!(restored.acl_list_count(), tree.acl_list_count());
+        restored.apply(&txn(4, TxnOp::Delete { path: "/b".into() }));
+        assert_eq!(restored.acl_list_count(), tree.acl_list_count() - 1);
+        assert_eq!(restored.digest(), {
+            let mut t = tree;
+            t.apply(&txn(3, TxnOp::Delete { path: "/a".into() }));
+            t.apply(&txn(4, TxnOp::Delete { path: "/b".into() }));
+            t.digest()
+        });
     }
 
     #[test]

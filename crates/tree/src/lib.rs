@@ -8,11 +8,13 @@
 
 pub mod acl;
 pub mod data_tree;
+mod node;
 pub mod path;
 mod snapshot;
 pub mod txn;
 pub mod watch;
 
-pub use data_tree::{DataTree, Node, Notification, OpResult};
+pub use data_tree::{DataTree, NodeRef, Notification, OpResult};
+pub use node::{Meta, Node};
 pub use txn::{owner, Txn, TxnOp};
 pub use watch::{ConnId, WatchKind, Watches};

@@ -14,12 +14,13 @@
 //! version aversion child_creates int | ephemeral_owner long`.
 //! Parents come before their children (path order), so loading needs no second pass.
 
-use crate::data_tree::{DataTree, Node};
+use crate::acl::{AclCache, AclId};
+use crate::data_tree::DataTree;
+use crate::node::{Meta, Node};
 use proto::jute::{DecodeError, Reader, Record, Writer};
 use proto::Acl;
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::Arc;
 
 #[derive(Debug)]
 pub(crate) struct SnapshotCursor {
@@ -51,7 +52,7 @@ impl DataTree {
         let Some(cursor) = self.snapshot.as_mut() else { return };
         let ahead = cursor.after.as_deref().is_none_or(|after| path > after);
         if ahead && !cursor.pre_images.contains_key(path) {
-            cursor.pre_images.insert(path.into(), self.nodes.get(path).map(|n| Node::clone(n)));
+            cursor.pre_images.insert(path.into(), self.nodes.get(path.as_bytes()).cloned());
         }
     }
 
@@ -59,37 +60,42 @@ impl DataTree {
     /// snapshot is complete (then it is over); `None` when no snapshot is in progress.
     pub fn snapshot_chunk(&mut self, max_nodes: usize) -> Option<(Vec<u8>, bool)> {
         let cursor = self.snapshot.as_ref()?;
-        let lower = match &cursor.after {
-            Some(after) => Bound::Excluded(&**after),
-            None => Bound::Unbounded,
-        };
-        let mut live = self.nodes.range::<str, _>((lower, Bound::Unbounded)).peekable();
-        let mut pre = cursor.pre_images.range::<str, _>((lower, Bound::Unbounded)).peekable();
-        let mut picked: Vec<(&str, &Node)> = Vec::with_capacity(max_nodes);
+        let mut live = match &cursor.after {
+            Some(after) => self.nodes.range::<[u8], _>((Bound::Excluded(after.as_bytes()), Bound::Unbounded)),
+            None => self.nodes.range::<[u8], _>(..),
+        }
+        .peekable();
+        let mut pre = match &cursor.after {
+            Some(after) => cursor.pre_images.range::<str, _>((Bound::Excluded(&**after), Bound::Unbounded)),
+            None => cursor.pre_images.range::<str, _>(..),
+        }
+        .peekable();
+        let mut picked: Vec<&Node> = Vec::with_capacity(max_nodes);
         let mut last: Option<&str> = None;
         while picked.len() < max_nodes {
             let next = match (live.peek(), pre.peek()) {
                 (None, None) => break,
-                (Some((lk, _)), Some((pk, _))) if pk <= lk => {
-                    if pk == lk {
+                (Some(l), Some((pk, _))) if pk[..] <= l.path()[..] => {
+                    if pk[..] == l.path()[..] {
                         live.next();
                     }
                     let (k, v) = pre.next()?;
                     (&**k, v.as_ref())
                 }
-                (Some(_), _) => live.next().map(|(k, v)| (&**k, Some(&**v)))?,
+                (Some(_), _) => live.next().map(|n| (n.path(), Some(n)))?,
                 (None, Some(_)) => pre.next().map(|(k, v)| (&**k, v.as_ref()))?,
             };
             last = Some(next.0);
-            if let (path, Some(node)) = next {
-                picked.push((path, node));
+            if let Some(node) = next.1 {
+                picked.push(node);
             }
         }
         let done = live.peek().is_none() && pre.peek().is_none();
-        let chunk = encode_chunk(&picked);
+        let chunk = encode_chunk(&picked, &self.acls);
         let last: Option<Box<str>> = last.map(Into::into);
         if done {
             self.snapshot = None;
+            self.purge_unused_acls();
         } else if let (Some(cursor), Some(last)) = (self.snapshot.as_mut(), last) {
             cursor.pre_images = cursor.pre_images.split_off(&*last);
             cursor.pre_images.remove(&*last);
@@ -99,48 +105,40 @@ impl DataTree {
     }
 
     /// Adds a node while building a tree from stored data (a snapshot, or an imported
-    /// ZooKeeper snapshot). Parents must come first; its `children` are ignored.
-    pub fn load_node(&mut self, path: impl Into<Box<str>>, mut node: Node) -> Result<(), DecodeError> {
-        node.acl = self.acls.intern(&node.acl);
-        self.load_interned(path.into(), node)
-    }
-
-    /// [`DataTree::load_node`] for a node whose ACL list is already interned here.
-    fn load_interned(&mut self, path: Box<str>, mut node: Node) -> Result<(), DecodeError> {
-        let orphan = &*path != crate::path::ROOT && self.node(crate::path::parent(&path)).is_none();
-        if orphan || self.node(&path).is_some() || !path.starts_with('/') {
+    /// ZooKeeper snapshot). Parents must come first; `meta.num_children` is ignored.
+    pub fn load_node(&mut self, path: &str, data: Option<&[u8]>, acl: &[Acl], meta: Meta) -> Result<(), DecodeError> {
+        let orphan = path != crate::path::ROOT && self.node(crate::path::parent(path)).is_none();
+        if orphan || self.node(path).is_some() || !path.starts_with('/') {
             return Err(DecodeError::Unsupported { what: "node without parent or out of order", value: 0 });
         }
-        node.num_children = 0;
-        self.insert_node(path, node);
+        let acl = self.acls.intern(acl);
+        self.insert_node(Node::new(path, data, acl, &Meta { num_children: 0, ..meta }));
         Ok(())
     }
 
     /// Rebuilds a tree from snapshot chunks, in order.
     ///
-    /// Nodes arrive in path order, so the map is bulk-built and each node's parent is found
+    /// Nodes arrive in path order, so the set is bulk-built and each node's parent is found
     /// on a stack of the current ancestors, with no lookups.
     pub fn from_snapshot<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Result<DataTree, DecodeError> {
         let out_of_order = DecodeError::Unsupported { what: "node without parent or out of order", value: 0 };
         let mut tree = DataTree::without_nodes();
-        let mut nodes: Vec<(Box<str>, Box<Node>)> = Vec::new();
+        let mut nodes: Vec<Node> = Vec::new();
         let mut children: Vec<u32> = Vec::new();
         let mut ancestors: Vec<usize> = Vec::new();
         for chunk in chunks {
             let r = &mut Reader::new(chunk);
             let lists: Vec<Vec<Acl>> = (0..r.count()?).map(|_| Vec::<Acl>::decode(r)).collect::<Result<_, _>>()?;
-            let lists: Vec<Arc<[Acl]>> = lists.iter().map(|l| tree.acls.intern(l)).collect();
+            // Each list is counted once for the chunk here, and released once it is read.
+            let lists: Vec<AclId> = lists.iter().map(|l| tree.acls.intern(l)).collect();
             for _ in 0..r.count()? {
-                let path: Box<str> = String::decode(r)?.into();
+                let path = String::decode(r)?;
                 let data: Option<Vec<u8>> = Record::decode(r)?;
                 let acl_index = r.i32()?;
-                let acl = lists
+                let acl = *lists
                     .get(acl_index as usize)
-                    .cloned()
                     .ok_or(DecodeError::Unsupported { what: "ACL index", value: acl_index })?;
-                let node = Node {
-                    data: data.map(Into::into),
-                    acl,
+                let meta = Meta {
                     czxid: r.i64()?,
                     mzxid: r.i64()?,
                     pzxid: r.i64()?,
@@ -152,47 +150,53 @@ impl DataTree {
                     ephemeral_owner: r.i64()?,
                     num_children: 0,
                 };
-                if nodes.last().is_some_and(|(last, _)| *last >= path) {
+                if nodes.last().is_some_and(|last| last.path() >= path.as_str()) {
                     return Err(out_of_order);
                 }
-                if &*path == crate::path::ROOT {
+                if path == crate::path::ROOT {
                     if !nodes.is_empty() {
                         return Err(out_of_order);
                     }
                 } else {
                     let parent = crate::path::parent(&path);
-                    while ancestors.last().is_some_and(|&i| &*nodes[i].0 != parent) {
+                    while ancestors.last().is_some_and(|&i| nodes[i].path() != parent) {
                         ancestors.pop();
                     }
                     let &parent_index = ancestors.last().ok_or(out_of_order.clone())?;
                     children[parent_index] += 1;
                 }
-                tree.index(&path, &node);
+                tree.acls.add_use(acl);
+                let node = Node::new(&path, data.as_deref(), acl, &meta);
+                tree.index(&node);
                 ancestors.push(nodes.len());
-                nodes.push((path, Box::new(node)));
+                nodes.push(node);
                 children.push(0);
             }
+            lists.into_iter().for_each(|id| tree.acls.release(id));
         }
-        if nodes.first().is_none_or(|(p, _)| &**p != crate::path::ROOT) {
+        if nodes.first().is_none_or(|n| n.path() != crate::path::ROOT) {
             return Err(DecodeError::Unsupported { what: "snapshot without a root", value: 0 });
         }
-        for ((_, node), count) in nodes.iter_mut().zip(children) {
-            node.num_children = count;
+        for (node, count) in nodes.iter_mut().zip(children) {
+            if count > 0 {
+                node.set_meta(&Meta { num_children: count, ..node.meta() });
+            }
         }
+        tree.purge_unused_acls();
         tree.nodes = nodes.into_iter().collect();
         Ok(tree)
     }
 }
 
-fn encode_chunk(nodes: &[(&str, &Node)]) -> Vec<u8> {
+fn encode_chunk(nodes: &[&Node], acls: &AclCache) -> Vec<u8> {
     // ACL lists are shared (interned); each chunk carries the lists its nodes use.
-    let mut lists: Vec<&Arc<[Acl]>> = Vec::new();
+    let mut lists: Vec<AclId> = Vec::new();
     let mut indexes = Vec::with_capacity(nodes.len());
-    for (_, n) in nodes {
-        let index = match lists.iter().position(|l| Arc::ptr_eq(l, &n.acl)) {
+    for n in nodes {
+        let index = match lists.iter().position(|&l| l == n.acl()) {
             Some(i) => i,
             None => {
-                lists.push(&n.acl);
+                lists.push(n.acl());
                 lists.len() - 1
             }
         };
@@ -200,21 +204,22 @@ fn encode_chunk(nodes: &[(&str, &Node)]) -> Vec<u8> {
     }
     let mut w = Vec::with_capacity(nodes.len() * 96);
     w.put_count(lists.len());
-    for list in &lists {
-        list.to_vec().encode(&mut w);
+    for &list in &lists {
+        acls.get(list).to_vec().encode(&mut w);
     }
     w.put_count(nodes.len());
-    for ((path, n), acl_index) in nodes.iter().zip(indexes) {
-        w.put_buffer(Some(path.as_bytes()));
-        w.put_buffer(n.data.as_deref());
+    for (n, acl_index) in nodes.iter().zip(indexes) {
+        let m = n.meta();
+        w.put_buffer(Some(n.path_bytes()));
+        w.put_buffer(n.data());
         w.put_i32(acl_index);
-        for v in [n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime] {
+        for v in [m.czxid, m.mzxid, m.pzxid, m.ctime, m.mtime] {
             w.put_i64(v);
         }
-        for v in [n.version, n.aversion, n.child_creates] {
+        for v in [m.version, m.aversion, m.child_creates] {
             w.put_i32(v);
         }
-        w.put_i64(n.ephemeral_owner);
+        w.put_i64(m.ephemeral_owner);
     }
     w
 }

@@ -5,7 +5,9 @@ use proptest::prelude::*;
 use tree::{owner, DataTree, Txn, TxnOp};
 
 fn dump(tree: &DataTree) -> Vec<String> {
-    tree.iter().map(|(p, n)| format!("{p} {:?} {:?} {:?} {:?}", n.stat(), n.data, n.acl, n.ephemeral_owner)).collect()
+    tree.iter()
+        .map(|(p, n)| format!("{p} {:?} {:?} {:?} {:?}", n.stat(), n.data(), n.acl(), n.meta().ephemeral_owner))
+        .collect()
 }
 
 /// A transaction that fits the current tree, chosen by `pick`.
@@ -28,13 +30,13 @@ fn next_txn(tree: &DataTree, zxid: i64, pick: (u8, u16, u16)) -> Txn {
         2 => {
             let path = at(pick.1);
             match tree.node(&path) {
-                Some(n) if n.num_children == 0 && path != "/" => TxnOp::Delete { path },
+                Some(n) if n.meta().num_children == 0 && path != "/" => TxnOp::Delete { path },
                 _ => TxnOp::Check { path },
             }
         }
         _ => {
             let path = at(pick.1);
-            let version = tree.node(&path).map_or(0, |n| n.version + 1);
+            let version = tree.node(&path).map_or(0, |n| n.meta().version + 1);
             TxnOp::SetData { path, data: None, version }
         }
     };

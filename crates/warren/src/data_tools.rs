@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context};
 use proto::{Acl, Record};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use tree::{owner, Node, Txn, TxnOp};
+use tree::{owner, NodeRef, Txn, TxnOp};
 use wal::Disk;
 
 #[derive(clap::Args)]
@@ -223,7 +223,7 @@ pub fn dump_log(path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
 }
 
 /// One node as a line: path, the 11 Stat fields, its kind, ACL and data.
-pub fn node_line(path: &str, node: &Node) -> String {
+pub fn node_line(path: &str, node: NodeRef<'_>) -> String {
     let s = node.stat();
     format!(
         "{path} czxid=0x{:x} mzxid=0x{:x} pzxid=0x{:x} ctime={} mtime={} version={} cversion={} aversion={} \
@@ -239,9 +239,9 @@ pub fn node_line(path: &str, node: &Node) -> String {
         s.ephemeral_owner,
         s.data_length,
         s.num_children,
-        kind(node.ephemeral_owner),
-        acl(&node.acl),
-        data(node.data.as_deref())
+        kind(node.meta().ephemeral_owner),
+        acl(node.acl()),
+        data(node.data())
     )
 }
 

@@ -210,7 +210,7 @@ mod tests {
         assert_eq!(loaded.logs, vec![v2.join("log.1"), v2.join("log.21")]);
         assert!(!loaded.state.nodes.contains_key("/old"), "transactions in the snapshot are not replayed");
         assert_eq!(loaded.state.nodes["/b"].data.as_deref(), Some(&b"new"[..]));
-        assert_eq!(loaded.state.nodes["/"].child_creates, 5);
+        assert_eq!(loaded.state.nodes["/"].meta.child_creates, 5);
     }
 
     /// `testdata/` was written by real ZooKeeper 3.8 (`testdata/make.py`), which also
@@ -250,10 +250,10 @@ mod tests {
             ];
             let want_stat: Vec<i64> = want["stat"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
             assert_eq!(stat.to_vec(), want_stat, "Stat of {path}");
-            let data = node.data.as_ref().map(|d| d.iter().map(|b| format!("{b:02x}")).collect::<String>());
+            let data = node.data().map(|d| d.iter().map(|b| format!("{b:02x}")).collect::<String>());
             assert_eq!(data.as_deref(), want["data"].as_str(), "data of {path}");
             let acl: Vec<serde_json::Value> = node
-                .acl
+                .acl()
                 .iter()
                 .map(|a| serde_json::json!([a.perms, a.id.scheme, a.id.id.as_deref().unwrap_or("")]))
                 .collect();

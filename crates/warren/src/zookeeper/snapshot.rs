@@ -16,13 +16,13 @@
 //! OPEN_ACL_UNSAFE. The digest section is there when ZooKeeper's digest is enabled (the 3.8
 //! default); its second seal covers the whole file up to it.
 
-use super::state::{Refused, State};
+use super::state::{Refused, State, ZkNode};
 use super::Damage;
 use proto::jute::{DecodeError, Reader, Record};
 use proto::Acl;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tree::Node;
+use tree::Meta;
 
 const MAGIC: i32 = i32::from_be_bytes(*b"ZKSN");
 const VERSION: i32 = 2;
@@ -126,9 +126,7 @@ pub fn parse(bytes: &[u8], zxid: i64) -> Result<State, Damage> {
         let (czxid, mzxid, ctime, mtime) = c.read(|r| Ok((r.i64()?, r.i64()?, r.i64()?, r.i64()?)))?;
         let (version, cversion, aversion) = c.read(|r| Ok((r.i32()?, r.i32()?, r.i32()?)))?;
         let (ephemeral_owner, pzxid) = c.read(|r| Ok((r.i64()?, r.i64()?)))?;
-        let node = Node {
-            data,
-            acl,
+        let meta = Meta {
             czxid,
             mzxid,
             pzxid,
@@ -141,6 +139,7 @@ pub fn parse(bytes: &[u8], zxid: i64) -> Result<State, Damage> {
             ephemeral_owner,
             num_children: 0,
         };
+        let node = ZkNode { data, acl, meta };
         let warren_path = if path.is_empty() { tree::path::ROOT.to_owned() } else { path };
         state.load(&warren_path, node).map_err(|refused| {
             Damage::new(
@@ -233,10 +232,11 @@ pub(crate) mod tests {
         let a = &state.nodes["/a"];
         assert_eq!(a.data, None);
         assert_eq!(&*a.acl, &[Acl { perms: 1, id: tree::acl::id("digest", "u:hash") }]);
-        assert_eq!((a.czxid, a.mzxid, a.pzxid, a.ctime, a.mtime), (10, 11, 12, 1_700_000_000_000, 1_700_000_000_500));
-        assert_eq!((a.version, a.aversion, a.ephemeral_owner), (3, 1, 0x77));
+        let m = &a.meta;
+        assert_eq!((m.czxid, m.mzxid, m.pzxid, m.ctime, m.mtime), (10, 11, 12, 1_700_000_000_000, 1_700_000_000_500));
+        assert_eq!((m.version, m.aversion, m.ephemeral_owner), (3, 1, 0x77));
         let root = &state.nodes["/"];
-        assert_eq!((root.child_creates, &*root.acl), (4, &tree::acl::open_acl()[..]));
+        assert_eq!((root.meta.child_creates, &*root.acl), (4, &tree::acl::open_acl()[..]));
     }
 
     #[test]

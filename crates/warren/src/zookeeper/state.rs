@@ -15,18 +15,28 @@
 //! since the visible cversion and the child count always have the same parity.)
 
 use super::txnlog::{Op, Txn};
+use proto::Acl;
 use proto::OpCode;
 use std::collections::{BTreeMap, BTreeSet};
-use tree::{owner, path, DataTree, Node};
+use std::sync::Arc;
+use tree::{owner, path, DataTree, Meta};
 
 /// A session as `Replica::install` takes it: id, password, timeout (ms).
 pub type Session = (i64, [u8; 16], i32);
 
+/// A node as ZooKeeper's `DataNode` holds it, changed in place while transactions replay.
+#[derive(Debug, Clone)]
+pub struct ZkNode {
+    pub data: Option<Box<[u8]>>,
+    pub acl: Arc<[Acl]>,
+    /// `child_creates` holds ZooKeeper's stored cversion; `num_children` is not kept.
+    pub meta: Meta,
+}
+
 #[derive(Debug, Default)]
 pub struct State {
-    /// Every node by path (`/` for ZooKeeper's root, whose path is `""` on disk);
-    /// `child_creates` holds ZooKeeper's stored cversion; `children` are left empty.
-    pub nodes: BTreeMap<String, Node>,
+    /// Every node by path (`/` for ZooKeeper's root, whose path is `""` on disk).
+    pub nodes: BTreeMap<String, ZkNode>,
     ephemerals: BTreeMap<i64, BTreeSet<String>>,
     /// Live sessions and their timeouts (ms).
     pub sessions: BTreeMap<i64, i32>,
@@ -49,7 +59,7 @@ fn well_formed(p: &str) -> bool {
 
 impl State {
     /// Adds a node read from a snapshot, after its parent.
-    pub fn load(&mut self, p: &str, node: Node) -> Result<(), Refused> {
+    pub fn load(&mut self, p: &str, node: ZkNode) -> Result<(), Refused> {
         if !well_formed(p) {
             return Err(Refused::BadPath);
         }
@@ -59,7 +69,7 @@ impl State {
         if self.nodes.contains_key(p) {
             return Err(Refused::Exists);
         }
-        if let Some(session) = owner::session(node.ephemeral_owner) {
+        if let Some(session) = owner::session(node.meta.ephemeral_owner) {
             self.ephemerals.entry(session).or_default().insert(p.to_owned());
         }
         self.nodes.insert(p.to_owned(), node);
@@ -97,15 +107,15 @@ impl State {
             Op::SetData { path: p, data, version } => {
                 if let Some(node) = self.nodes.get_mut(p) {
                     node.data = data.as_deref().map(Into::into);
-                    node.version = *version;
-                    node.mzxid = txn.zxid;
-                    node.mtime = txn.time_ms;
+                    node.meta.version = *version;
+                    node.meta.mzxid = txn.zxid;
+                    node.meta.mtime = txn.time_ms;
                 }
             }
             Op::SetAcl { path: p, acl, version } => {
                 if let Some(node) = self.nodes.get_mut(p) {
                     node.acl = acl.as_slice().into();
-                    node.aversion = *version;
+                    node.meta.aversion = *version;
                 }
             }
             // A multi that failed is logged as a multi of errors, and changes nothing.
@@ -135,19 +145,10 @@ impl State {
             return Err(Refused::Exists);
         }
         self.raise_cversion(path::parent(p), parent_cversion, txn.zxid);
-        let node = Node {
+        let node = ZkNode {
             data: data.as_deref().map(Into::into),
             acl: acl.into(),
-            czxid: txn.zxid,
-            mzxid: txn.zxid,
-            pzxid: txn.zxid,
-            ctime: txn.time_ms,
-            mtime: txn.time_ms,
-            version: 0,
-            aversion: 0,
-            child_creates: 0,
-            ephemeral_owner,
-            num_children: 0,
+            meta: Meta::created(txn.zxid, txn.time_ms, ephemeral_owner),
         };
         self.load(p, node)
     }
@@ -155,11 +156,11 @@ impl State {
     /// Sets a parent's stored cversion to `cversion` (-1: one more) if that raises it, and
     /// its pzxid with it (`DataTree.setCversionPzxid` and the same step of `createNode`).
     fn raise_cversion(&mut self, p: &str, cversion: i32, zxid: i64) {
-        if let Some(node) = self.nodes.get_mut(p) {
-            let cversion = if cversion == -1 { node.child_creates.wrapping_add(1) } else { cversion };
-            if cversion > node.child_creates {
-                node.child_creates = cversion;
-                node.pzxid = zxid;
+        if let Some(ZkNode { meta, .. }) = self.nodes.get_mut(p) {
+            let cversion = if cversion == -1 { meta.child_creates.wrapping_add(1) } else { cversion };
+            if cversion > meta.child_creates {
+                meta.child_creates = cversion;
+                meta.pzxid = zxid;
             }
         }
     }
@@ -170,12 +171,12 @@ impl State {
         if p == path::ROOT {
             return;
         }
-        let Some(parent) = self.nodes.get_mut(path::parent(p)) else { return };
+        let Some(ZkNode { meta: parent, .. }) = self.nodes.get_mut(path::parent(p)) else { return };
         if zxid > parent.pzxid {
             parent.pzxid = zxid;
         }
         if let Some(node) = self.nodes.remove(p) {
-            if let Some(session) = owner::session(node.ephemeral_owner) {
+            if let Some(session) = owner::session(node.meta.ephemeral_owner) {
                 if let Some(set) = self.ephemerals.get_mut(&session) {
                     set.remove(p);
                     if set.is_empty() {
@@ -191,7 +192,7 @@ impl State {
         let mut tree = DataTree::without_nodes();
         // Path order puts every parent before its children.
         for (p, node) in self.nodes {
-            tree.load_node(p, node)?;
+            tree.load_node(&p, node.data.as_deref(), &node.acl, node.meta)?;
         }
         let sessions =
             self.sessions.iter().map(|(&id, &timeout)| (id, super::password::session_password(id), timeout)).collect();
@@ -203,21 +204,8 @@ impl State {
 mod tests {
     use super::*;
 
-    fn node(zxid: i64) -> Node {
-        Node {
-            data: Some(Box::default()),
-            acl: tree::acl::open_acl().into(),
-            czxid: zxid,
-            mzxid: zxid,
-            pzxid: zxid,
-            ctime: 0,
-            mtime: 0,
-            version: 0,
-            aversion: 0,
-            child_creates: 0,
-            ephemeral_owner: 0,
-            num_children: 0,
-        }
+    fn node(zxid: i64) -> ZkNode {
+        ZkNode { data: Some(Box::default()), acl: tree::acl::open_acl().into(), meta: Meta::created(zxid, 0, 0) }
     }
 
     fn txn(zxid: i64, session_id: i64, op: Op) -> Txn {
@@ -248,7 +236,7 @@ mod tests {
         s.apply(&txn(2, 7, create("/a/b", 1, 0)));
         s.apply(&txn(3, 7, Op::Delete { path: "/a/b".into() }));
         s.apply(&txn(4, 7, create("/a/c", 2, 0)));
-        let a = &s.nodes["/a"];
+        let a = &s.nodes["/a"].meta;
         assert_eq!((a.child_creates, a.pzxid), (2, 4));
         // What clients see: 2 creates and 1 delete.
         let (tree, _) = s.into_warren().unwrap();
@@ -263,7 +251,7 @@ mod tests {
             assert_eq!(s.load(bad, node(1)), Err(Refused::BadPath), "{bad:?}");
         }
         s.apply(&txn(1, 7, create("/a/", 1, 0)));
-        assert_eq!((s.nodes.len(), s.nodes["/"].child_creates), (1, 0), "a create of a bad path changes nothing");
+        assert_eq!((s.nodes.len(), s.nodes["/"].meta.child_creates), (1, 0), "a create of a bad path changes nothing");
     }
 
     #[test]
@@ -273,10 +261,10 @@ mod tests {
         s.apply(&txn(2, 7, create("/a/x", 5, 0)));
         // Replayed over a snapshot that already has it: the parent keeps the higher value.
         s.apply(&txn(3, 7, create("/a/x", 3, 0)));
-        assert_eq!((s.nodes["/a"].child_creates, s.nodes["/a"].pzxid), (5, 2));
+        assert_eq!((s.nodes["/a"].meta.child_creates, s.nodes["/a"].meta.pzxid), (5, 2));
         s.apply(&txn(4, 7, create("/a/x", 6, 0)));
-        assert_eq!((s.nodes["/a"].child_creates, s.nodes["/a"].pzxid), (6, 4));
-        assert_eq!(s.nodes["/a/x"].czxid, 2, "the node itself is not replaced");
+        assert_eq!((s.nodes["/a"].meta.child_creates, s.nodes["/a"].meta.pzxid), (6, 4));
+        assert_eq!(s.nodes["/a/x"].meta.czxid, 2, "the node itself is not replaced");
     }
 
     #[test]
@@ -288,7 +276,7 @@ mod tests {
         assert_eq!(s.sessions, BTreeMap::from([(8, 6000), (9, 4000)]));
         s.apply(&txn(4, 9, Op::CloseSession));
         assert!(!s.nodes.contains_key("/e"));
-        assert_eq!(s.nodes["/"].pzxid, 4);
+        assert_eq!(s.nodes["/"].meta.pzxid, 4);
         assert_eq!(s.sessions, BTreeMap::from([(8, 6000)]));
         let (_, sessions) = s.into_warren().unwrap();
         assert_eq!(sessions, vec![(8, super::super::password::session_password(8), 6000)]);
@@ -305,7 +293,7 @@ mod tests {
             Op::Multi(vec![create("/a", 1, 0), Op::SetData { path: "/a".into(), data: None, version: 1 }]),
         ));
         let a = &s.nodes["/a"];
-        assert_eq!((a.data.is_none(), a.version, a.mzxid, a.mtime), (true, 1, 2, 5002));
+        assert_eq!((a.data.is_none(), a.meta.version, a.meta.mzxid, a.meta.mtime), (true, 1, 2, 5002));
         assert_eq!(s.zxid, 2);
     }
 }
