@@ -3,7 +3,7 @@
 //! a transaction carrying its result. ZooKeeper's `PrepRequestProcessor`.
 
 use proto::{perms, Acl, CreateMode, ErrorCode, OpCode, Request};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use tree::acl::{self, AuthIds};
 use tree::{owner, path, DataTree, TxnOp};
@@ -38,12 +38,21 @@ impl NodeView {
 #[derive(Debug, Default)]
 pub struct Pending {
     changes: BTreeMap<String, (i64, Option<NodeView>)>,
+    /// Each change's zxid and path in zxid order, so that retiring looks only at the
+    /// changes it retires rather than at every pending one.
+    order: VecDeque<(i64, String)>,
 }
 
 impl Pending {
     /// Forgets changes that the tree now reflects.
     pub fn retire(&mut self, applied_zxid: i64) {
-        self.changes.retain(|_, (zxid, _)| *zxid > applied_zxid);
+        while self.order.front().is_some_and(|(zxid, _)| *zxid <= applied_zxid) {
+            let Some((zxid, p)) = self.order.pop_front() else { break };
+            // A later write to the same path keeps its own change.
+            if self.changes.get(&p).is_some_and(|(latest, _)| *latest == zxid) {
+                self.changes.remove(&p);
+            }
+        }
     }
 
     pub fn is_pending(&self, p: &str) -> bool {
@@ -89,7 +98,9 @@ impl<'a> Prep<'a> {
 
     /// Makes this write's changes pending under `zxid`.
     pub fn commit(self, zxid: i64) {
+        debug_assert!(self.pending.order.back().is_none_or(|(last, _)| *last < zxid), "zxids are prepared in order");
         for (p, v) in self.local {
+            self.pending.order.push_back((zxid, p.clone()));
             self.pending.changes.insert(p, (zxid, v));
         }
     }
@@ -294,5 +305,39 @@ impl<'a> Prep<'a> {
         paths.extend(self.pending.changes.keys().cloned());
         paths.retain(|p| self.node(p).is_some_and(|n| n.ephemeral_owner == session_id));
         paths.into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::SetDataRequest;
+
+    #[test]
+    fn a_change_retires_when_its_own_write_is_applied_not_an_earlier_one() {
+        let mut tree = DataTree::new();
+        for (zxid, p) in [(1, "/a"), (2, "/b")] {
+            let op = TxnOp::Create { path: p.into(), data: None, acl: acl::open_acl(), ephemeral_owner: 0 };
+            tree.apply(&tree::Txn { zxid, time_ms: 0, session_id: 0, cxid: 0, op });
+        }
+        let auth = AuthIds::default();
+        let mut pending = Pending::default();
+        for (zxid, p) in [(3, "/a"), (4, "/b"), (5, "/a")] {
+            let mut prep = Prep::new(&tree, &mut pending, &auth, 1, false);
+            let set = Request::SetData(SetDataRequest { path: p.into(), data: None, version: -1 });
+            assert!(matches!(prep.request(&set), TxnOp::SetData { .. }));
+            prep.commit(zxid);
+        }
+        let version =
+            |pending: &mut Pending, p: &str| Prep::new(&tree, pending, &auth, 1, false).node(p).unwrap().version;
+        assert_eq!((version(&mut pending, "/a"), version(&mut pending, "/b")), (2, 1));
+        pending.retire(3);
+        assert!(pending.is_pending("/a"), "the write at 5 is not applied yet");
+        assert_eq!(version(&mut pending, "/a"), 2);
+        pending.retire(4);
+        assert!(!pending.is_pending("/b") && pending.is_pending("/a"));
+        pending.retire(5);
+        assert!(!pending.is_pending("/a"));
+        assert!(pending.order.is_empty());
     }
 }
