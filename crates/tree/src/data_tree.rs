@@ -251,7 +251,6 @@ impl DataTree {
                     return OpResult::Created { path: p.clone(), stat: existing.stat() };
                 }
                 self.preserve(path::parent(p));
-                self.preserve(p);
                 let parent_changed = self.change(path::parent(p), |parent| {
                     let meta = parent.meta();
                     parent.set_meta(&Meta {

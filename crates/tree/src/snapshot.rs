@@ -3,10 +3,10 @@
 //!
 //! [`DataTree::begin_snapshot`] fixes the point in time (a zxid). Each
 //! [`DataTree::snapshot_chunk`] serializes the next nodes in path order, as they were at
-//! that zxid: before the tree changes, creates or deletes a node the snapshot has not
-//! reached yet, it keeps that node's pre-image (or its absence), and the snapshot uses the
-//! pre-image when it gets there. This is a copy-on-write of only what changes during the
-//! snapshot, not of the tree.
+//! that zxid: before the tree changes or deletes a node the snapshot has not reached yet,
+//! it keeps that node's pre-image, and the snapshot uses the pre-image when it gets there.
+//! A node created since is known by its czxid, above the snapshot's, and left out. This is
+//! a copy-on-write of only what changes during the snapshot, not of the tree.
 //!
 //! Chunk format (Jute):
 //! `acl_lists vector<vector<ACL>>`, then `node_count int` and for each node
@@ -33,7 +33,8 @@ pub(crate) struct SnapshotCursor {
 }
 
 impl DataTree {
-    /// Starts a snapshot of the tree as it is now, which the caller knows to be `zxid`.
+    /// Starts a snapshot of the tree as it is now, which the caller knows to be `zxid`: the
+    /// last transaction applied, so that no node has a czxid above it.
     ///
     /// # Panics
     /// If a snapshot is already in progress: the caller takes one at a time.
@@ -47,12 +48,15 @@ impl DataTree {
         self.snapshot.as_ref().map(|s| s.zxid)
     }
 
-    /// Must be called before `path`'s node is changed, created or deleted.
+    /// Must be called before `path`'s node is changed or deleted. A create needs no call:
+    /// a node created since the snapshot began has a czxid above the snapshot's, which is
+    /// how the snapshot knows to leave it out (and a later change records its absence).
     pub(crate) fn preserve(&mut self, path: &str) {
         let Some(cursor) = self.snapshot.as_mut() else { return };
         let ahead = cursor.after.as_deref().is_none_or(|after| path > after);
         if ahead && !cursor.pre_images.contains_key(path) {
-            cursor.pre_images.insert(path.into(), self.nodes.get(path.as_bytes()).cloned());
+            let then = self.nodes.get(path.as_bytes()).filter(|n| n.meta().czxid <= cursor.zxid);
+            cursor.pre_images.insert(path.into(), then.cloned());
         }
     }
 
@@ -82,7 +86,7 @@ impl DataTree {
                     let (k, v) = pre.next()?;
                     (&**k, v.as_ref())
                 }
-                (Some(_), _) => live.next().map(|n| (n.path(), Some(n)))?,
+                (Some(_), _) => live.next().map(|n| (n.path(), Some(n).filter(|n| n.meta().czxid <= cursor.zxid)))?,
                 (None, Some(_)) => pre.next().map(|(k, v)| (&**k, v.as_ref()))?,
             };
             last = Some(next.0);
