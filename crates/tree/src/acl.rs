@@ -249,6 +249,7 @@ impl AclCache {
     }
 
     /// How many lists are interned.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.ids.len()
     }

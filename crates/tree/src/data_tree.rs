@@ -193,11 +193,6 @@ impl DataTree {
         self.data_size
     }
 
-    /// How many distinct ACL lists the nodes use.
-    pub fn acl_list_count(&self) -> usize {
-        self.acls.len()
-    }
-
     /// The ephemeral paths a session owns.
     pub fn ephemerals(&self, session_id: i64) -> impl Iterator<Item = &str> {
         self.ephemerals.get(&session_id).into_iter().flatten().map(String::as_str)
@@ -454,27 +449,27 @@ mod tests {
     #[test]
     fn acl_lists_no_node_uses_are_dropped_but_not_during_a_snapshot() {
         let mut tree = DataTree::new();
-        let base = tree.acl_list_count();
+        let base = tree.acls.len();
         let create =
             |p: &str, user: &str| TxnOp::Create { path: p.into(), data: None, acl: acl_of(user), ephemeral_owner: 0 };
         tree.apply(&txn(1, create("/a", "alice:x")));
         tree.apply(&txn(2, create("/b", "alice:x")));
         tree.apply(&txn(3, create("/c", "carol:x")));
-        assert_eq!(tree.acl_list_count(), base + 2);
+        assert_eq!(tree.acls.len(), base + 2);
         tree.apply(&txn(4, TxnOp::Delete { path: "/a".into() }));
-        assert_eq!(tree.acl_list_count(), base + 2, "/b still uses alice's list");
+        assert_eq!(tree.acls.len(), base + 2, "/b still uses alice's list");
         tree.apply(&txn(5, TxnOp::Delete { path: "/b".into() }));
-        assert_eq!(tree.acl_list_count(), base + 1);
+        assert_eq!(tree.acls.len(), base + 1);
 
         // While a snapshot is in progress, a list only a pre-image uses is kept for it.
         tree.begin_snapshot(5);
         tree.apply(&txn(6, TxnOp::SetAcl { path: "/c".into(), acl: acl::open_acl(), aversion: 1 }));
         assert_eq!(tree.node("/c").unwrap().acl().to_vec(), acl::open_acl());
-        assert_eq!(tree.acl_list_count(), base + 1);
+        assert_eq!(tree.acls.len(), base + 1);
         // A new list takes a fresh id rather than the one the pre-image names.
         tree.apply(&txn(7, create("/d", "dave:x")));
         let chunks = whole_snapshot(&mut tree);
-        assert_eq!(tree.acl_list_count(), base + 1, "carol's list goes when the snapshot ends");
+        assert_eq!(tree.acls.len(), base + 1, "carol's list goes when the snapshot ends");
         let restored = DataTree::from_snapshot(chunks.iter().map(Vec::as_slice)).unwrap();
         assert_eq!(restored.node("/c").unwrap().acl().to_vec(), acl_of("carol:x"));
         assert!(restored.node("/d").is_none());
@@ -483,7 +478,7 @@ mod tests {
         tree.apply(&txn(8, create("/e", "erin:x")));
         tree.apply(&txn(9, TxnOp::Delete { path: "/d".into() }));
         tree.apply(&txn(10, create("/d", "dave:x")));
-        assert_eq!(tree.acl_list_count(), base + 2);
+        assert_eq!(tree.acls.len(), base + 2);
         assert_eq!(tree.node("/d").unwrap().acl().to_vec(), acl_of("dave:x"));
         assert_eq!(tree.node("/e").unwrap().acl().to_vec(), acl_of("erin:x"));
     }
@@ -498,11 +493,11 @@ mod tests {
         tree.begin_snapshot(2);
         let chunks = whole_snapshot(&mut tree);
         let mut restored = DataTree::from_snapshot(chunks.iter().map(Vec::as_slice)).unwrap();
-        assert_eq!(restored.acl_list_count(), tree.acl_list_count());
+        assert_eq!(restored.acls.len(), tree.acls.len());
         restored.apply(&txn(3, TxnOp::Delete { path: "/a".into() }));
-        assert_eq!(restored.acl_list_count(), tree.acl_list_count());
+        assert_eq!(restored.acls.len(), tree.acls.len());
         restored.apply(&txn(4, TxnOp::Delete { path: "/b".into() }));
-        assert_eq!(restored.acl_list_count(), tree.acl_list_count() - 1);
+        assert_eq!(restored.acls.len(), tree.acls.len() - 1);
         assert_eq!(restored.digest(), {
             let mut t = tree;
             t.apply(&txn(3, TxnOp::Delete { path: "/a".into() }));
