@@ -7,16 +7,15 @@
 //! differs from what a fresh node has: a node never changed since its create keeps its
 //! czxid and ctime, and nothing else.
 //!
-//! Layout, little-endian:
-//! `flags u8 | path_len u32 | acl u32 | czxid i64 | ctime i64`, then each group whose flag
-//! is set, in this order:
+//! Layout, little-endian: `path_len u32 | path`, first so that comparing paths (the
+//! tree's lookups) reads nothing else; then the header, `flags u8 | acl u32 | czxid i64 |
+//! ctime i64` and each group whose flag is set, in this order:
 //! - `OWNER`: `ephemeral_owner i64` (absent: 0)
 //! - `MODIFIED`: `mzxid i64 | mtime i64 | version i32` (absent: czxid, ctime, 0)
 //! - `ACL_CHANGED`: `aversion i32` (absent: 0)
 //! - `PARENT`: `pzxid i64 | child_creates i32 | num_children u32` (absent: czxid, 0, 0)
 //!
-//! then the path's bytes and the data's. `NULL_DATA` marks data that is null rather than
-//! empty. A set of [`Meta`] has exactly one encoding, so equal nodes have equal bytes.
+//! then the data. `NULL_DATA` marks data that is null rather than empty. A set of [`Meta`] has exactly one encoding, so equal nodes have equal bytes.
 
 use crate::acl::AclId;
 use crate::txn::owner;
@@ -106,10 +105,11 @@ const PARENT: u8 = 8;
 const NULL_DATA: u8 = 16;
 const GROUPS: u8 = OWNER | MODIFIED | ACL_CHANGED | PARENT;
 
-const PATH_LEN_AT: usize = 1;
-const ACL_AT: usize = 5;
-const CZXID_AT: usize = 9;
-const CORE_LEN: usize = 25;
+const PATH_AT: usize = 4;
+// Offsets within the header, which follows the path.
+const ACL_AT: usize = 1;
+const CZXID_AT: usize = 5;
+const CORE_LEN: usize = 21;
 
 fn header_len(flags: u8) -> usize {
     let group = |flag: u8, len: usize| if flags & flag != 0 { len } else { 0 };
@@ -126,25 +126,35 @@ pub struct Node(Box<[u8]>);
 impl Node {
     pub(crate) fn new(path: &str, data: Option<&[u8]>, acl: AclId, meta: &Meta) -> Node {
         let flags = meta.flags() | if data.is_none() { NULL_DATA } else { 0 };
-        let header = header_len(flags);
+        let at = PATH_AT + path.len();
+        let data_at = at + header_len(flags);
         let data = data.unwrap_or_default();
-        let mut bytes = vec![0u8; header + path.len() + data.len()].into_boxed_slice();
-        bytes[0] = flags;
-        bytes[PATH_LEN_AT..ACL_AT].copy_from_slice(&(path.len() as u32).to_le_bytes());
-        bytes[ACL_AT..CZXID_AT].copy_from_slice(&acl.to_le_bytes());
-        write_meta(&mut bytes[..header], flags, meta);
-        bytes[header..header + path.len()].copy_from_slice(path.as_bytes());
-        bytes[header + path.len()..].copy_from_slice(data);
+        let mut bytes = vec![0u8; data_at + data.len()].into_boxed_slice();
+        bytes[..PATH_AT].copy_from_slice(&(path.len() as u32).to_le_bytes());
+        bytes[PATH_AT..at].copy_from_slice(path.as_bytes());
+        let header = &mut bytes[at..data_at];
+        header[0] = flags;
+        header[ACL_AT..CZXID_AT].copy_from_slice(&acl.to_le_bytes());
+        write_meta(header, flags, meta);
+        bytes[data_at..].copy_from_slice(data);
         Node(bytes)
     }
 
-    fn flags(&self) -> u8 {
-        self.0[0]
+    /// Where the header starts: just after the path.
+    fn header_at(&self) -> usize {
+        PATH_AT + u32::from_le_bytes(array(&self.0, 0)) as usize
     }
 
-    fn path_range(&self) -> std::ops::Range<usize> {
-        let start = header_len(self.flags());
-        start..start + u32::from_le_bytes(array(&self.0, PATH_LEN_AT)) as usize
+    fn header(&self) -> &[u8] {
+        &self.0[self.header_at()..]
+    }
+
+    fn flags(&self) -> u8 {
+        self.header()[0]
+    }
+
+    fn data_at(&self) -> usize {
+        self.header_at() + header_len(self.flags())
     }
 
     pub fn path(&self) -> &str {
@@ -152,44 +162,45 @@ impl Node {
     }
 
     pub(crate) fn path_bytes(&self) -> &[u8] {
-        &self.0[self.path_range()]
+        &self.0[PATH_AT..self.header_at()]
     }
 
     /// `None` is ZooKeeper's null data, returned as null (clients such as Java's may send it).
     pub fn data(&self) -> Option<&[u8]> {
-        (self.flags() & NULL_DATA == 0).then(|| &self.0[self.path_range().end..])
+        (self.flags() & NULL_DATA == 0).then(|| &self.0[self.data_at()..])
     }
 
     pub fn data_len(&self) -> usize {
-        self.0.len() - self.path_range().end
+        self.0.len() - self.data_at()
     }
 
     pub(crate) fn acl(&self) -> AclId {
-        AclId::from_le_bytes(array(&self.0, ACL_AT))
+        AclId::from_le_bytes(array(self.header(), ACL_AT))
     }
 
     pub fn meta(&self) -> Meta {
-        let flags = self.flags();
+        let header = self.header();
+        let flags = header[0];
         let mut at = CZXID_AT;
         let at = &mut at;
-        let czxid = i64::from_le_bytes(read(&self.0, at));
-        let ctime = i64::from_le_bytes(read(&self.0, at));
+        let czxid = i64::from_le_bytes(read(header, at));
+        let ctime = i64::from_le_bytes(read(header, at));
         let mut meta = Meta::created(czxid, ctime, 0);
         if flags & OWNER != 0 {
-            meta.ephemeral_owner = i64::from_le_bytes(read(&self.0, at));
+            meta.ephemeral_owner = i64::from_le_bytes(read(header, at));
         }
         if flags & MODIFIED != 0 {
-            meta.mzxid = i64::from_le_bytes(read(&self.0, at));
-            meta.mtime = i64::from_le_bytes(read(&self.0, at));
-            meta.version = i32::from_le_bytes(read(&self.0, at));
+            meta.mzxid = i64::from_le_bytes(read(header, at));
+            meta.mtime = i64::from_le_bytes(read(header, at));
+            meta.version = i32::from_le_bytes(read(header, at));
         }
         if flags & ACL_CHANGED != 0 {
-            meta.aversion = i32::from_le_bytes(read(&self.0, at));
+            meta.aversion = i32::from_le_bytes(read(header, at));
         }
         if flags & PARENT != 0 {
-            meta.pzxid = i64::from_le_bytes(read(&self.0, at));
-            meta.child_creates = i32::from_le_bytes(read(&self.0, at));
-            meta.num_children = u32::from_le_bytes(read(&self.0, at));
+            meta.pzxid = i64::from_le_bytes(read(header, at));
+            meta.child_creates = i32::from_le_bytes(read(header, at));
+            meta.num_children = u32::from_le_bytes(read(header, at));
         }
         meta
     }
@@ -202,7 +213,8 @@ impl Node {
     pub(crate) fn set_meta(&mut self, meta: &Meta) {
         let flags = meta.flags();
         if flags == self.flags() & GROUPS {
-            write_meta(&mut self.0, flags, meta);
+            let at = self.header_at();
+            write_meta(&mut self.0[at..], flags, meta);
         } else {
             *self = Node::new(self.path(), self.data(), self.acl(), meta);
         }
@@ -214,12 +226,13 @@ impl Node {
     }
 
     pub(crate) fn set_acl(&mut self, acl: AclId, meta: &Meta) {
-        self.0[ACL_AT..CZXID_AT].copy_from_slice(&acl.to_le_bytes());
+        let at = self.header_at();
+        self.0[at + ACL_AT..at + CZXID_AT].copy_from_slice(&acl.to_le_bytes());
         self.set_meta(meta);
     }
 }
 
-/// Writes the Stat fields of a header whose flags are already set to `flags`.
+/// Writes the Stat fields of a header (from its flags byte on) whose flags are `flags`.
 fn write_meta(header: &mut [u8], flags: u8, meta: &Meta) {
     let mut at = CZXID_AT;
     let mut put = |bytes: &[u8]| {
@@ -355,7 +368,7 @@ mod tests {
     fn a_fresh_node_stores_only_its_creation() {
         let path = "/app/n0000000001";
         let node = Node::new(path, Some(&[b'x'; 100]), 0, &Meta::created(5, 9, 0));
-        assert_eq!(node.0.len(), CORE_LEN + path.len() + 100);
+        assert_eq!(node.0.len(), PATH_AT + path.len() + CORE_LEN + 100);
         assert_eq!(node.stat(), Meta::created(5, 9, 0).stat(100));
         let null = Node::new("/n", None, 0, &Meta::created(5, 9, 0));
         assert_eq!((null.data(), null.data_len()), (None, 0));
