@@ -252,7 +252,6 @@ impl Sim {
     }
 
     fn step(&mut self, id: ServerId, input: Input) -> Result<(), Failure> {
-        let proposing = matches!(input, Input::Propose { .. });
         let Some(server) = self.server_mut(id) else { return Ok(()) };
         let was_leader = server.peer.is_established_leader();
         let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.peer.step(input)));
@@ -260,7 +259,9 @@ impl Sim {
         let Some(peer) = self.server(id).map(|s| &s.peer) else { return Ok(()) };
         let (established, epoch, looking) =
             (peer.is_established_leader(), peer.epoch(), peer.state() == PeerState::Looking);
-        if proposing && was_leader && looking {
+        // A leader steps down on its own when its epoch's zxids are used up.
+        let used_up = peer.last_zxid() as u32 >= self.counter_limit;
+        if was_leader && looking && used_up {
             self.coverage.epoch_rollovers += 1;
         }
         for output in outputs {

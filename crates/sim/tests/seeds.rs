@@ -34,3 +34,17 @@ fn a_seed_replays_exactly() {
     let second = sim::run(42, &options);
     assert_eq!(format!("{first:?}"), format!("{second:?}"));
 }
+
+/// Seeds that found a bug once, each named for what it found.
+#[test]
+fn seeds_that_once_failed_pass() {
+    // Epochs of a few zxids: a leader stepped down as soon as its zxids ran out, with its
+    // last proposals uncommitted and their clients cut off, epoch after epoch, so that no
+    // write was acknowledged after healing.
+    let livelock_at_epoch_rollover = 101_328;
+    for seed in [livelock_at_epoch_rollover] {
+        if let Err(failure) = sim::run(seed, &sim::Options::default()) {
+            panic!("{failure}");
+        }
+    }
+}

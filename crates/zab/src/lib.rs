@@ -13,8 +13,9 @@
 //! broadcast, where each proposal is logged by a quorum before it is committed, in zxid
 //! order. Transactions are opaque bytes here: `zab` knows nothing of the tree.
 //!
-//! A leader whose epoch runs out of zxids (`Config::counter_limit`) steps down so that the
-//! next election starts a new epoch.
+//! A leader whose epoch runs out of zxids (`Config::counter_limit`) takes no more
+//! proposals, and once those it made are committed it steps down, so that the next
+//! election starts a new epoch.
 //!
 //! Observers (servers not among the voters) synchronize and apply commits like followers
 //! but never vote, acknowledge or count for a quorum.

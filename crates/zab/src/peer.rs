@@ -721,13 +721,8 @@ impl Peer {
             return self.out.push(Output::Rejected { data });
         }
         if leader.counter >= self.config.counter_limit {
-            tracing::info!(
-                leader = self.config.id.0,
-                epoch = leader.epoch,
-                "the epoch's zxids are used up; electing a new epoch"
-            );
             self.out.push(Output::Rejected { data });
-            return self.look();
+            return self.step_down_if_drained();
         }
         leader.counter += 1;
         let entry = Entry { zxid: zxid(leader.epoch, leader.counter), data };
@@ -766,6 +761,23 @@ impl Peer {
         self.deliver_up_to(committable);
         for to in targets {
             self.send(to, Message::Commit { epoch, zxid: committable });
+        }
+        self.step_down_if_drained();
+    }
+
+    /// A leader whose epoch has run out of zxids takes no more proposals, and steps down
+    /// once every one it made is committed, so that the writes in flight are answered
+    /// rather than left to the next epoch after their clients were cut off.
+    fn step_down_if_drained(&mut self) {
+        let Role::Leading(leader) = &self.role else { return };
+        let last = zxid(leader.epoch, leader.counter);
+        if leader.counter >= self.config.counter_limit && self.delivered_zxid >= last {
+            tracing::info!(
+                leader = self.config.id.0,
+                epoch = leader.epoch,
+                "the epoch's zxids are used up; electing a new epoch"
+            );
+            self.look();
         }
     }
 
