@@ -425,6 +425,12 @@ mod tests {
         assert_eq!(tree.node("/p").unwrap().stat().num_children, 5);
         assert_eq!(tree.descendant_count("/p"), Some(7));
         assert_eq!(tree.descendant_count("/"), Some(tree.node_count() - 1));
+        // The same order, read back from a snapshot: "/p/a-b" sorts between "/p/a" and its
+        // children, and must not hide "/p/a" from them.
+        tree.begin_snapshot(9);
+        let restored = DataTree::from_snapshot(whole_snapshot(&mut tree).iter().map(Vec::as_slice)).unwrap();
+        assert_eq!(restored.digest(), tree.digest());
+        assert_eq!(restored.children("/p/a").unwrap(), ["x"]);
     }
 
     fn acl_of(user: &str) -> Vec<Acl> {

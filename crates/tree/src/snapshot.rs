@@ -79,8 +79,8 @@ impl DataTree {
         while picked.len() < max_nodes {
             let next = match (live.peek(), pre.peek()) {
                 (None, None) => break,
-                (Some(l), Some((pk, _))) if pk[..] <= l.path()[..] => {
-                    if pk[..] == l.path()[..] {
+                (Some(l), Some((pk, _))) if pk.as_bytes() <= l.path_bytes() => {
+                    if pk.as_bytes() == l.path_bytes() {
                         live.next();
                     }
                     let (k, v) = pre.next()?;
@@ -123,7 +123,8 @@ impl DataTree {
     /// Rebuilds a tree from snapshot chunks, in order.
     ///
     /// Nodes arrive in path order, so the set is bulk-built and each node's parent is found
-    /// on a stack of the current ancestors, with no lookups.
+    /// on a stack of the current ancestors; only a parent that a sibling sorting inside its
+    /// subtree took off the stack is searched for.
     pub fn from_snapshot<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Result<DataTree, DecodeError> {
         let out_of_order = DecodeError::Unsupported { what: "node without parent or out of order", value: 0 };
         let mut tree = DataTree::without_nodes();
@@ -154,7 +155,8 @@ impl DataTree {
                     ephemeral_owner: r.i64()?,
                     num_children: 0,
                 };
-                if nodes.last().is_some_and(|last| last.path() >= path.as_str()) {
+                let in_order = nodes.last().is_none_or(|last| last.path_bytes() < path.as_bytes());
+                if !in_order || !crate::path::is_well_formed(&path) {
                     return Err(out_of_order);
                 }
                 if path == crate::path::ROOT {
@@ -163,10 +165,21 @@ impl DataTree {
                     }
                 } else {
                     let parent = crate::path::parent(&path);
-                    while ancestors.last().is_some_and(|&i| nodes[i].path() != parent) {
+                    while ancestors.last().is_some_and(|&i| !crate::path::is_self_or_ancestor(nodes[i].path(), parent))
+                    {
                         ancestors.pop();
                     }
-                    let &parent_index = ancestors.last().ok_or(out_of_order.clone())?;
+                    let parent_index = match ancestors.last() {
+                        Some(&i) if nodes[i].path_bytes() == parent.as_bytes() => i,
+                        // A sibling that sorts between the parent and its children ("/a-b"
+                        // comes between "/a" and "/a/c") took the parent off the stack.
+                        _ => {
+                            let found = nodes.binary_search_by(|n| n.path_bytes().cmp(parent.as_bytes()));
+                            let i = found.map_err(|_| out_of_order.clone())?;
+                            ancestors.push(i);
+                            i
+                        }
+                    };
                     children[parent_index] += 1;
                 }
                 tree.acls.add_use(acl);

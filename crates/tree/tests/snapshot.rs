@@ -17,7 +17,9 @@ fn next_txn(tree: &DataTree, zxid: i64, pick: (u8, u16, u16)) -> Txn {
     let op = match pick.0 % 4 {
         0 | 1 => {
             let parent = at(pick.1);
-            let name = format!("n{}", pick.2 % 50);
+            // Names that end in '-' or '.' sort between a sibling and its children
+            // ("/n1" < "/n1-" < "/n1/x"), which a loader must not trip over.
+            let name = format!("n{}{}", pick.2 % 17, ["", "-", "."][pick.2 as usize / 17 % 3]);
             let path = if parent == "/" { format!("/{name}") } else { format!("{parent}/{name}") };
             let owner = if pick.2.is_multiple_of(7) { owner::CONTAINER } else { 0 };
             TxnOp::Create {

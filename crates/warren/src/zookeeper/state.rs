@@ -52,15 +52,10 @@ pub enum Refused {
     Exists,
 }
 
-/// `/`, or `/`-separated non-empty names.
-fn well_formed(p: &str) -> bool {
-    p == path::ROOT || (p.starts_with('/') && !p.ends_with('/') && !p.contains("//"))
-}
-
 impl State {
     /// Adds a node read from a snapshot, after its parent.
     pub fn load(&mut self, p: &str, node: ZkNode) -> Result<(), Refused> {
-        if !well_formed(p) {
+        if !path::is_well_formed(p) {
             return Err(Refused::BadPath);
         }
         if p != path::ROOT && !self.nodes.contains_key(path::parent(p)) {
@@ -135,7 +130,7 @@ impl State {
         parent_cversion: i32,
         txn: &Txn,
     ) -> Result<(), Refused> {
-        if !well_formed(p) || p == path::ROOT {
+        if !path::is_well_formed(p) || p == path::ROOT {
             return Err(Refused::BadPath);
         }
         if !self.nodes.contains_key(path::parent(p)) {
@@ -185,6 +180,14 @@ impl State {
                 }
             }
         }
+    }
+
+    /// The newest node, if it was created after the last transaction the state includes.
+    /// ZooKeeper's snapshots are fuzzy: one copied after the logs may hold nodes the logs
+    /// do not reach, and then the tree is not the state at any zxid.
+    pub fn created_after_last_zxid(&self) -> Option<(&str, i64)> {
+        let (p, newest) = self.nodes.iter().max_by_key(|(_, n)| n.meta.czxid)?;
+        (newest.meta.czxid > self.zxid).then_some((p.as_str(), newest.meta.czxid))
     }
 
     /// The Warren tree and sessions of this state.
@@ -242,6 +245,15 @@ mod tests {
         let (tree, _) = s.into_warren().unwrap();
         assert_eq!(tree.node("/a").unwrap().stat().cversion, 3);
         assert_eq!(tree.node("/a/c").unwrap().stat().ctime, 5004);
+    }
+
+    #[test]
+    fn a_node_newer_than_the_last_transaction_is_found() {
+        let mut s = root();
+        s.apply(&txn(1, 7, create("/a", 1, 0)));
+        assert_eq!(s.created_after_last_zxid(), None);
+        s.load("/b", node(5)).unwrap();
+        assert_eq!(s.created_after_last_zxid(), Some(("/b", 5)));
     }
 
     #[test]
