@@ -1,4 +1,4 @@
-//! One znode in one exactly-sized allocation: a short header, its path and its data.
+//! One znode in one exactly-sized allocation: its path, a short header and its data.
 //!
 //! With a million znodes, what each one costs beyond its path and data decides the server's
 //! memory. A node held as a struct with a boxed path and boxed data pays for three

@@ -52,6 +52,12 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     let zk_logs = zookeeper::version_dir(args.log_dir.as_deref().unwrap_or(&args.zk_data_dir));
     let loaded = zookeeper::load(&zk_snapshots, &zk_logs)?;
     let zxid = loaded.state.zxid;
+    if let Some((p, czxid)) = loaded.state.created_after_last_zxid() {
+        bail!(
+            "node {p} was created at zxid {czxid:#x}, after the last logged transaction {zxid:#x}: the snapshot is \
+             ahead of the logs (was the directory copied while ZooKeeper was running?)"
+        );
+    }
     let (nodes, sessions) = (loaded.state.nodes.len(), loaded.state.sessions.len());
     let (tree, sessions_list) =
         loaded.state.into_warren().context("the ZooKeeper tree does not fit Warren's (a node out of order)")?;
