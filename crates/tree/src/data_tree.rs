@@ -490,6 +490,28 @@ mod tests {
     }
 
     #[test]
+    fn a_chunk_looks_at_a_bounded_number_of_paths_even_when_it_writes_none() {
+        let mut tree = DataTree::new();
+        tree.begin_snapshot(0);
+        for i in 0..100 {
+            create(&mut tree, i + 1, &format!("/n{i:03}"));
+        }
+        let mut calls = 0;
+        let mut chunks = Vec::new();
+        while let Some((chunk, last)) = tree.snapshot_chunk(10) {
+            calls += 1;
+            chunks.push(chunk);
+            if last {
+                break;
+            }
+        }
+        // The 4 nodes of a fresh tree and 100 created since, 10 paths a call.
+        assert_eq!(calls, 11);
+        let restored = DataTree::from_snapshot(chunks.iter().map(Vec::as_slice)).unwrap();
+        assert_eq!(restored.digest(), DataTree::new().digest());
+    }
+
+    #[test]
     fn a_restored_tree_counts_acl_uses() {
         let mut tree = DataTree::new();
         for (i, p) in ["/a", "/b"].iter().enumerate() {

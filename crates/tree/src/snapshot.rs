@@ -60,8 +60,10 @@ impl DataTree {
         }
     }
 
-    /// Serializes up to `max_nodes` further nodes. Returns the chunk and whether the
-    /// snapshot is complete (then it is over); `None` when no snapshot is in progress.
+    /// Serializes the next nodes, looking at no more than `max_nodes` paths (nodes created
+    /// or deleted since the snapshot began are looked at and left out, and they count too,
+    /// so that one chunk's time stays bounded). Returns the chunk and whether the snapshot
+    /// is complete (then it is over); `None` when no snapshot is in progress.
     pub fn snapshot_chunk(&mut self, max_nodes: usize) -> Option<(Vec<u8>, bool)> {
         let cursor = self.snapshot.as_ref()?;
         let mut live = match &cursor.after {
@@ -76,7 +78,7 @@ impl DataTree {
         .peekable();
         let mut picked: Vec<&Node> = Vec::with_capacity(max_nodes);
         let mut last: Option<&str> = None;
-        while picked.len() < max_nodes {
+        for _ in 0..max_nodes.max(1) {
             let next = match (live.peek(), pre.peek()) {
                 (None, None) => break,
                 (Some(l), Some((pk, _))) if pk.as_bytes() <= l.path_bytes() => {
