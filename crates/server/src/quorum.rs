@@ -17,7 +17,7 @@ use crate::driver::ToDriver;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 use zab::{Message, ServerId};
@@ -138,25 +138,37 @@ async fn receive(
     result.map(|()| from)
 }
 
+/// Reads frames until the connection closes, joins each message's frames, decodes it and
+/// hands it to the driver.
 async fn read_frames(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + Unpin),
     from: u64,
     link: u64,
     driver: &mpsc::Sender<ToDriver>,
 ) -> std::io::Result<()> {
-    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let invalid = |e: zab::WireError| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
     let mut stream = tokio::io::BufReader::with_capacity(64 << 10, stream);
+    let mut body = Vec::new();
     loop {
         let mut prefix = [0u8; 4];
         match stream.read_exact(&mut prefix).await {
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && body.is_empty() => return Ok(()),
             Err(e) => return Err(e),
         }
-        let len = zab::frame_len(prefix).map_err(|e| invalid(e.to_string()))?;
-        let mut body = vec![0u8; len];
-        stream.read_exact(&mut body).await?;
-        let (stream, msg) = zab::decode_body(&body).map_err(|e| invalid(e.to_string()))?;
+        let (len, more) = zab::frame_len(prefix).map_err(invalid)?;
+        zab::check_body_growth(body.len(), len).map_err(invalid)?;
+        let start = body.len();
+        body.resize(start + len, 0);
+        stream.read_exact(&mut body[start..]).await?;
+        if more {
+            continue;
+        }
+        let decoded = zab::decode_body(&body).map_err(invalid);
+        body.clear();
+        // A snapshot's worth of buffer is not kept for the small messages that follow.
+        body.shrink_to(1 << 20);
+        let (stream, msg) = decoded?;
         let msg = FromPeer::Zab { stream, msg };
         if driver.send(ToDriver::Peer { from: ServerId(from), link, msg }).await.is_err() {
             return Ok(());
@@ -218,5 +230,39 @@ async fn dial(me: u64, member: Member, port: u16, mut frames: mpsc::Receiver<Vec
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_message_split_over_frames_arrives_whole() {
+        let snap = Message::Snap { epoch: 1, zxid: 7, snapshot: vec![9; 1000] };
+        let ping = Message::Ping { epoch: 1 };
+        let mut bytes = zab::encode_frames((3, 1), &snap, 64);
+        bytes.extend(zab::encode_frame((3, 2), &ping));
+        let (tx, mut rx) = mpsc::channel(4);
+        let mut reader = &bytes[..];
+        read_frames(&mut reader, 2, 5, &tx).await.unwrap();
+        for (position, sent) in [((3, 1), snap), ((3, 2), ping)] {
+            match rx.recv().await {
+                Some(ToDriver::Peer { from: ServerId(2), link: 5, msg: FromPeer::Zab { stream, msg } }) => {
+                    assert_eq!((stream, msg), (position, sent));
+                }
+                _ => panic!("expected {sent:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_ends_inside_a_message_is_an_error() {
+        let snap = Message::Snap { epoch: 1, zxid: 7, snapshot: vec![9; 1000] };
+        let bytes = zab::encode_frames((3, 1), &snap, 64);
+        let (tx, _rx) = mpsc::channel(4);
+        // Cut after the first whole frame: the message's other frames never come.
+        let mut reader = &bytes[..68];
+        assert!(read_frames(&mut reader, 2, 5, &tx).await.is_err());
     }
 }

@@ -23,7 +23,8 @@
 //! a follower behind the start of the leader's log then gets that state (SNAP) and the log
 //! after it.
 //!
-//! Between servers, messages travel as the frames of [`encode_frame`] and [`decode_body`].
+//! Between servers, messages travel as the frames of [`encode_frame`], joined by the
+//! receiver and decoded by [`decode_body`].
 
 mod message;
 mod peer;
@@ -31,4 +32,6 @@ mod wire;
 
 pub use message::{epoch_of, zxid, Entry, Message, PeerState, ServerId, Vote, Zxid};
 pub use peer::{Config, Durable, Input, Output, Peer};
-pub use wire::{decode_body, encode_frame, frame_len, WireError, MAX_FRAME};
+pub use wire::{
+    check_body_growth, decode_body, encode_frame, encode_frames, frame_len, WireError, MAX_BODY, MAX_FRAME, MORE,
+};

@@ -1,22 +1,35 @@
 //! How [`Message`]s travel between servers: length-prefixed frames of big-endian
 //! fixed-width fields.
 //!
-//! A frame is a `u32` body length, then the body: the sender's stream position (incarnation,
-//! sequence; see [`crate::Output::Send`]), a one-byte tag naming the message, then its fields
-//! in declaration order. Byte strings are a `u32` length and the bytes; lists of entries a
-//! `u32` count and the entries.
+//! A message's body is the sender's stream position (incarnation, sequence; see
+//! [`crate::Output::Send`]), a one-byte tag naming the message, then its fields in
+//! declaration order. Byte strings are a `u32` length and the bytes (a snapshot's, a `u64`
+//! length); lists of entries a `u32` count and the entries.
+//!
+//! A body travels in frames: a `u32` prefix, then up to [`MAX_FRAME`] bytes of the body.
+//! The prefix is the frame's length, with [`MORE`] set on every frame of a body but its
+//! last, so a body larger than one frame (a big snapshot, a long DIFF) is split and the
+//! receiver joins the pieces.
 
 use crate::message::{Entry, Message, PeerState, ServerId, Vote};
 use thiserror::Error;
 
-/// The largest body accepted. Generous, because a snapshot travels in one `Snap` message;
-/// the bound is there so that a corrupt prefix cannot make the receiver allocate gigabytes.
+/// The largest frame: a corrupt prefix cannot make the receiver allocate more at once.
 pub const MAX_FRAME: usize = 1 << 30;
+
+/// Set in a frame's prefix when more frames of the same body follow.
+pub const MORE: u32 = 1 << 31;
+
+/// The largest body a receiver joins from frames: far above any snapshot a server holds in
+/// memory, and bounded so that a stream of corrupt frames cannot grow one without end.
+pub const MAX_BODY: usize = 1 << 36;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum WireError {
     #[error("frame length {length} is above the maximum of {max}")]
     FrameTooLarge { length: usize, max: usize },
+    #[error("a message of more than {max} bytes")]
+    BodyTooLarge { max: usize },
     #[error("body truncated at byte {offset}: {needed} more bytes needed, {available} available")]
     Truncated { offset: usize, needed: usize, available: usize },
     #[error("{count} entries at byte {offset} cannot fit in the {available} bytes left")]
@@ -50,21 +63,35 @@ const RELAY: u8 = 15;
 /// against the bytes left before allocating for it.
 const MIN_ENTRY: usize = 8 + 4;
 
-/// One frame: the length prefix and the body.
+/// A message's frames, ready to write.
 ///
 /// # Panics
 ///
-/// If the body exceeds [`MAX_FRAME`], which the receiver would refuse, or a byte string
-/// exceeds `u32::MAX`, which has no encoding: both are beyond what a server should send.
+/// If a byte string other than a snapshot exceeds `u32::MAX`, which has no encoding: that
+/// is beyond what a server should send.
 pub fn encode_frame(stream: (u64, u64), msg: &Message) -> Vec<u8> {
+    encode_frames(stream, msg, MAX_FRAME)
+}
+
+/// [`encode_frame`] with frames of at most `max_frame` bytes (tests use small ones).
+pub fn encode_frames(stream: (u64, u64), msg: &Message, max_frame: usize) -> Vec<u8> {
     let mut out = vec![0; 4];
     out.extend_from_slice(&stream.0.to_be_bytes());
     out.extend_from_slice(&stream.1.to_be_bytes());
     encode_message(&mut out, msg);
     let body = out.len() - 4;
-    assert!(body <= MAX_FRAME, "a {body}-byte frame is above the maximum of {MAX_FRAME}");
-    out[..4].copy_from_slice(&(body as u32).to_be_bytes());
-    out
+    if body <= max_frame {
+        out[..4].copy_from_slice(&(body as u32).to_be_bytes());
+        return out;
+    }
+    let mut frames = Vec::with_capacity(body + 4 * body.div_ceil(max_frame));
+    let mut pieces = out[4..].chunks(max_frame).peekable();
+    while let Some(piece) = pieces.next() {
+        let more = if pieces.peek().is_some() { MORE } else { 0 };
+        frames.extend_from_slice(&(piece.len() as u32 | more).to_be_bytes());
+        frames.extend_from_slice(piece);
+    }
+    frames
 }
 
 fn encode_message(out: &mut Vec<u8>, msg: &Message) {
@@ -119,7 +146,8 @@ fn encode_message(out: &mut Vec<u8>, msg: &Message) {
             out.push(SNAP);
             u32(out, *epoch);
             i64(out, *zxid);
-            bytes(out, snapshot);
+            u64(out, snapshot.len() as u64);
+            out.extend_from_slice(snapshot);
         }
         Message::Diff { epoch, entries } => {
             out.push(DIFF);
@@ -169,14 +197,23 @@ fn encode_message(out: &mut Vec<u8>, msg: &Message) {
     }
 }
 
-/// The body length a frame's prefix announces, refused above [`MAX_FRAME`] before the
-/// receiver allocates for it.
-pub fn frame_len(prefix: [u8; 4]) -> Result<usize, WireError> {
-    let length = u32::from_be_bytes(prefix) as usize;
+/// The length a frame's prefix announces, refused above [`MAX_FRAME`] before the receiver
+/// allocates for it, and whether more frames of the same body follow.
+pub fn frame_len(prefix: [u8; 4]) -> Result<(usize, bool), WireError> {
+    let prefix = u32::from_be_bytes(prefix);
+    let length = (prefix & !MORE) as usize;
     if length > MAX_FRAME {
         return Err(WireError::FrameTooLarge { length, max: MAX_FRAME });
     }
-    Ok(length)
+    Ok((length, prefix & MORE != 0))
+}
+
+/// Checks that a body joined from frames may grow by `length` more bytes.
+pub fn check_body_growth(joined: usize, length: usize) -> Result<(), WireError> {
+    match joined.checked_add(length) {
+        Some(total) if total <= MAX_BODY => Ok(()),
+        _ => Err(WireError::BodyTooLarge { max: MAX_BODY }),
+    }
 }
 
 /// A body (without its length prefix): the stream position and the message. Any input
@@ -201,7 +238,11 @@ pub fn decode_body(body: &[u8]) -> Result<((u64, u64), Message), WireError> {
             Message::AckEpoch { session: r.u64()?, epoch: r.u32()?, current_epoch: r.u32()?, last_zxid: r.i64()? }
         }
         TRUNC => Message::Trunc { epoch: r.u32()?, zxid: r.i64()? },
-        SNAP => Message::Snap { epoch: r.u32()?, zxid: r.i64()?, snapshot: r.bytes()? },
+        SNAP => {
+            let (epoch, zxid) = (r.u32()?, r.i64()?);
+            let len = usize::try_from(r.u64()?).unwrap_or(usize::MAX);
+            Message::Snap { epoch, zxid, snapshot: r.take(len)?.to_vec() }
+        }
         DIFF => {
             let epoch = r.u32()?;
             let offset = r.pos;

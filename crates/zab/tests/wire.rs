@@ -27,7 +27,8 @@ fn variant(msg: &Message) -> usize {
 
 fn round_trip(stream: (u64, u64), msg: &Message) {
     let frame = encode_frame(stream, msg);
-    let len = frame_len(frame[..4].try_into().unwrap()).unwrap();
+    let (len, more) = frame_len(frame[..4].try_into().unwrap()).unwrap();
+    assert!(!more);
     assert_eq!(len, frame.len() - 4, "{msg:?}");
     assert_eq!(decode_body(&frame[4..]), Ok((stream, msg.clone())));
 }
@@ -110,8 +111,9 @@ fn the_bytes_are_pinned() {
 #[test]
 fn frame_lengths_above_the_maximum_are_refused() {
     let prefix = |n: u32| n.to_be_bytes();
-    assert_eq!(frame_len(prefix(0)), Ok(0));
-    assert_eq!(frame_len(prefix(MAX_FRAME as u32)), Ok(MAX_FRAME));
+    assert_eq!(frame_len(prefix(0)), Ok((0, false)));
+    assert_eq!(frame_len(prefix(MAX_FRAME as u32)), Ok((MAX_FRAME, false)));
+    assert_eq!(frame_len(prefix(MAX_FRAME as u32 | MORE)), Ok((MAX_FRAME, true)));
     let too_large = WireError::FrameTooLarge { length: MAX_FRAME + 1, max: MAX_FRAME };
     assert_eq!(frame_len(prefix(MAX_FRAME as u32 + 1)), Err(too_large));
     assert!(frame_len(prefix(u32::MAX)).is_err());
@@ -134,8 +136,11 @@ fn counts_beyond_the_bytes_left_are_refused_before_allocating() {
     let three = raw(7, &[&[0, 0, 0, 1], &[0, 0, 0, 3], &[0; 24]]);
     assert!(matches!(decode_body(&three), Err(WireError::TooManyEntries { count: 3, .. })));
     // A byte string's length is checked against what is there before anything is copied.
-    let snap = raw(6, &[&[0, 0, 0, 1], &[0; 8], &u32::MAX.to_be_bytes(), b"abc"]);
-    assert_eq!(decode_body(&snap), Err(WireError::Truncated { offset: 33, needed: u32::MAX as usize, available: 3 }));
+    // (A snapshot's length is a u64.)
+    let snap = raw(6, &[&[0, 0, 0, 1], &[0; 8], &u64::MAX.to_be_bytes(), b"abc"]);
+    assert_eq!(decode_body(&snap), Err(WireError::Truncated { offset: 37, needed: usize::MAX, available: 3 }));
+    let relay = raw(15, &[&u32::MAX.to_be_bytes(), b"abc"]);
+    assert_eq!(decode_body(&relay), Err(WireError::Truncated { offset: 21, needed: u32::MAX as usize, available: 3 }));
 }
 
 #[test]
@@ -194,7 +199,7 @@ proptest! {
     #[test]
     fn messages_round_trip(stream in any::<(u64, u64)>(), msg in arb_message()) {
         let frame = encode_frame(stream, &msg);
-        prop_assert_eq!(frame_len(frame[..4].try_into().unwrap()), Ok(frame.len() - 4));
+        prop_assert_eq!(frame_len(frame[..4].try_into().unwrap()), Ok((frame.len() - 4, false)));
         prop_assert_eq!(decode_body(&frame[4..]), Ok((stream, msg)));
     }
 
@@ -219,4 +224,43 @@ proptest! {
         body[i] = byte;
         let _ = decode_body(&body);
     }
+}
+
+/// Splits frames into their bodies' pieces, checking each prefix.
+fn join_frames(mut frames: &[u8]) -> Vec<Vec<u8>> {
+    let mut bodies = vec![Vec::new()];
+    while !frames.is_empty() {
+        let (len, more) = frame_len(frames[..4].try_into().unwrap()).unwrap();
+        check_body_growth(bodies.last().unwrap().len(), len).unwrap();
+        bodies.last_mut().unwrap().extend_from_slice(&frames[4..4 + len]);
+        frames = &frames[4 + len..];
+        if !more {
+            bodies.push(Vec::new());
+        }
+    }
+    bodies.pop();
+    bodies
+}
+
+#[test]
+fn a_message_larger_than_a_frame_travels_in_several() {
+    let snap = Message::Snap { epoch: 2, zxid: 9, snapshot: (0..100u8).collect() };
+    let frames = encode_frames((1, 5), &snap, 16);
+    // 16 + 1 + 4 + 8 + 8 + 100 = 137 bytes of body: 8 full frames and one of 9 bytes.
+    assert_eq!(frames.len(), 137 + 9 * 4);
+    let bodies = join_frames(&frames);
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(decode_body(&bodies[0]), Ok(((1, 5), snap.clone())));
+    // A body that fits is one frame, as before.
+    assert_eq!(encode_frames((1, 5), &snap, 137), encode_frame((1, 5), &snap));
+    assert_eq!(join_frames(&encode_frame((1, 5), &snap)), bodies);
+}
+
+#[test]
+fn a_joined_body_is_bounded() {
+    assert_eq!(check_body_growth(0, MAX_FRAME), Ok(()));
+    assert_eq!(check_body_growth(MAX_BODY - 1, 1), Ok(()));
+    let too_large = Err(WireError::BodyTooLarge { max: MAX_BODY });
+    assert_eq!(check_body_growth(MAX_BODY, 1), too_large);
+    assert_eq!(check_body_growth(usize::MAX, 1), too_large);
 }
