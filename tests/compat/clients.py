@@ -12,18 +12,20 @@ import time
 
 from servers import HERE, slf4j_binding, zk_classpath, zkcli_path
 
-JAVA_SRC = os.path.join(HERE, "java", "ZkDriver.java")
-
-
-def compile_java_driver():
-    """Compile ZkDriver.java into a temp dir; return (classpath, None) or (None, reason)."""
+def compile_java(source, extra_jars=()):
+    """Compile java/<source> into a temp dir against the ZooKeeper jars and `extra_jars`;
+    return (classpath to run it, None) or (None, the reason it cannot be)."""
     cp = zk_classpath()
     if cp is None:
         return None, "ZooKeeper jars not installed (needed for the Java client)"
     if shutil.which("javac") is None or shutil.which("java") is None:
         return None, "javac/java not found"
+    missing = [j for j in extra_jars if not os.path.exists(j)]
+    if missing:
+        return None, "not installed: %s" % ", ".join(missing)
+    cp = ":".join([cp, *extra_jars])
     out = tempfile.mkdtemp(prefix="compat-java-")
-    r = subprocess.run(["javac", "-nowarn", "-d", out, "-cp", cp, JAVA_SRC],
+    r = subprocess.run(["javac", "-nowarn", "-d", out, "-cp", cp, os.path.join(HERE, "java", source)],
                        capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError("javac failed:\n%s%s" % (r.stdout, r.stderr))

@@ -16,7 +16,7 @@ if HERE not in sys.path:
 
 from kazoo.client import KazooClient  # noqa: E402
 
-from clients import JavaClient, TcpProxy, compile_java_driver, run_zkcli  # noqa: E402
+from clients import JavaClient, TcpProxy, compile_java, run_zkcli  # noqa: E402
 from servers import Server, start_or_fail, target_unavailable_reason, zkcli_path  # noqa: E402
 
 
@@ -151,7 +151,7 @@ def base(zk, request):
 # ------------------------------------------------------------------ other clients
 @pytest.fixture(scope="session")
 def java_classpath():
-    cp, reason = compile_java_driver()
+    cp, reason = compile_java("ZkDriver.java")
     if reason:
         pytest.skip(reason)
     return cp
