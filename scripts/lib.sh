@@ -7,7 +7,7 @@ cargo build --release -q -p warren ${build_args[@]+"${build_args[@]}"}
 warren=$PWD/target/release/warren
 tmp=$(mktemp -d)
 pids=()
-cleanup() { kill -9 "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"; }
+cleanup() { kill -9 ${pids[@]+"${pids[@]}"} 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 zookeeper_classpath=/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:$(ls /usr/share/java/slf4j-simple.jar 2>/dev/null || true)
 
@@ -29,12 +29,19 @@ start() {
   pids+=("$started")
 }
 
-# stop <pid>: kills a server and waits for it.
-stop() { kill -9 "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+# stop <pid>: kills a server, waits for it, and forgets it (its pid may be reused).
+stop() {
+  kill -9 "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  local kept=() pid
+  for pid in ${pids[@]+"${pids[@]}"}; do [ "$pid" = "$1" ] || kept+=("$pid"); done
+  pids=(${kept[@]+"${kept[@]}"})
+}
 
 # wait_up <client port>: until the server there answers ruok (a minute at most).
 wait_up() {
-  for _ in $(seq 300); do
+  local deadline=$((SECONDS + 60))
+  while [ "$SECONDS" -lt "$deadline" ]; do
     python3 -c "import socket,sys; s=socket.create_connection(('127.0.0.1',$1),1); s.sendall(b'ruok'); sys.exit(0 if s.recv(4)==b'imok' else 1)" 2>/dev/null && return 0
     sleep 0.2
   done

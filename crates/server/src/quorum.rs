@@ -159,6 +159,8 @@ async fn read_frames(
         let (len, more) = zab::frame_len(prefix).map_err(invalid)?;
         zab::check_body_growth(body.len(), len).map_err(invalid)?;
         let start = body.len();
+        // Exactly: a snapshot's frames would otherwise reserve up to twice its size.
+        body.reserve_exact(len);
         body.resize(start + len, 0);
         stream.read_exact(&mut body[start..]).await?;
         if more {

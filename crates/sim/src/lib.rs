@@ -35,7 +35,7 @@ use rand_chacha::ChaCha8Rng;
 use replica::{Replica, Role};
 use std::collections::{btree_map, BTreeMap, BTreeSet};
 use tree::{owner, Txn, TxnOp};
-use zab::{Config, Durable, Entry, Input, Message, Output, Peer, PeerState, ServerId, Zxid};
+use zab::{epoch_of, Config, Durable, Entry, Input, Message, Output, Peer, PeerState, ServerId, Zxid};
 
 /// Simulated time per tick: the replicas' tickTime, and one of ZAB's ticks.
 const TICK_MS: i64 = 100;
@@ -260,7 +260,8 @@ impl Sim {
         let (established, epoch, looking) =
             (peer.is_established_leader(), peer.epoch(), peer.state() == PeerState::Looking);
         // A leader steps down on its own when its epoch's zxids are used up.
-        let used_up = peer.last_zxid() as u32 >= self.counter_limit;
+        let last = peer.last_zxid();
+        let used_up = epoch_of(last) == epoch && last as u32 >= self.counter_limit;
         if was_leader && looking && used_up {
             self.coverage.epoch_rollovers += 1;
         }

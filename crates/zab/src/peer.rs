@@ -770,8 +770,8 @@ impl Peer {
     /// rather than left to the next epoch after their clients were cut off.
     fn step_down_if_drained(&mut self) {
         let Role::Leading(leader) = &self.role else { return };
-        let last = zxid(leader.epoch, leader.counter);
-        if leader.counter >= self.config.counter_limit && self.delivered_zxid >= last {
+        let drained = leader.counter == 0 || self.delivered_zxid >= zxid(leader.epoch, leader.counter);
+        if leader.counter >= self.config.counter_limit && drained {
             tracing::info!(
                 leader = self.config.id.0,
                 epoch = leader.epoch,

@@ -74,7 +74,12 @@ pub fn encode_frame(stream: (u64, u64), msg: &Message) -> Vec<u8> {
 }
 
 /// [`encode_frame`] with frames of at most `max_frame` bytes (tests use small ones).
+///
+/// # Panics
+///
+/// If `max_frame` is 0 or above [`MAX_FRAME`].
 pub fn encode_frames(stream: (u64, u64), msg: &Message, max_frame: usize) -> Vec<u8> {
+    assert!((1..=MAX_FRAME).contains(&max_frame), "frames of {max_frame} bytes");
     let mut out = vec![0; 4];
     out.extend_from_slice(&stream.0.to_be_bytes());
     out.extend_from_slice(&stream.1.to_be_bytes());

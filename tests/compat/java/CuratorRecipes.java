@@ -68,7 +68,11 @@ public class CuratorRecipes {
             latchA.start();
             check(latchA.await(10, TimeUnit.SECONDS), "a leads");
             latchB.start();
-            Thread.sleep(300);
+            long until = System.currentTimeMillis() + 10000;
+            while (latchB.getParticipants().size() < 2 && System.currentTimeMillis() < until) {
+                Thread.sleep(20);
+            }
+            check(latchB.getParticipants().size() == 2, "both take part");
             check(!latchB.hasLeadership() && latchB.getLeader().getId().equals("a"), "b follows a");
             latchA.close();
             check(latchB.await(10, TimeUnit.SECONDS), "b leads once a leaves");
