@@ -22,7 +22,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 use zab::{Message, ServerId};
 
-const MAGIC: &[u8; 4] = b"WRN1";
+/// Names the protocol's version too: a server of another version is refused at once
+/// rather than misread (2: messages split over frames, a snapshot's length a u64).
+const MAGIC: &[u8; 4] = b"WRN2";
 
 /// Frames waiting for one connection; beyond this the newest are dropped (ZAB sees the
 /// gap and synchronizes again), so a dead peer never holds more than this much memory.
@@ -128,7 +130,10 @@ async fn receive(
     let mut hello = [0u8; 12];
     stream.read_exact(&mut hello).await?;
     let from = u64::from_be_bytes(hello[4..].try_into().unwrap_or_default());
-    if &hello[..4] != MAGIC || !members.contains(&from) {
+    if &hello[..4] != MAGIC {
+        return Err(std::io::Error::other("a peer that speaks another version of the protocol between servers"));
+    }
+    if !members.contains(&from) {
         return Err(std::io::Error::other("not a member of this ensemble"));
     }
     let result = read_frames(&mut stream, from, link, driver).await;
