@@ -176,6 +176,8 @@ pub(crate) struct AclCache {
     /// Lists whose count fell to 0 since the last purge.
     unused: Vec<AclId>,
     free: Vec<AclId>,
+    /// The list interned last: most creates repeat it, and comparing it costs no allocation.
+    last: Option<AclId>,
 }
 
 #[derive(Debug)]
@@ -194,6 +196,10 @@ fn key(acl: &[Acl]) -> Vec<AclKey> {
 impl AclCache {
     /// The id of `acl`, counted once more.
     pub fn intern(&mut self, acl: &[Acl]) -> AclId {
+        if let Some(id) = self.last.filter(|&id| *self.lists[id as usize].acl == *acl) {
+            self.add_use(id);
+            return id;
+        }
         let id = match self.ids.entry(key(acl)) {
             Entry::Occupied(e) => *e.get(),
             Entry::Vacant(e) => {
@@ -212,6 +218,7 @@ impl AclCache {
             }
         };
         self.add_use(id);
+        self.last = Some(id);
         id
     }
 
@@ -245,6 +252,9 @@ impl AclCache {
             self.ids.remove(&key);
             list.acl = Arc::from([]);
             self.free.push(id);
+            if self.last == Some(id) {
+                self.last = None;
+            }
         }
     }
 
