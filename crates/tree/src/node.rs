@@ -178,6 +178,11 @@ impl Node {
         AclId::from_le_bytes(array(self.header(), ACL_AT))
     }
 
+    /// The one Stat field a snapshot checks on every node, read without decoding the rest.
+    pub(crate) fn czxid(&self) -> i64 {
+        i64::from_le_bytes(array(self.header(), CZXID_AT))
+    }
+
     pub fn meta(&self) -> Meta {
         let header = self.header();
         let flags = header[0];
@@ -350,7 +355,7 @@ mod tests {
             prop_assert_eq!(node.path(), path.as_str());
             prop_assert_eq!(node.data(), data.as_deref());
             prop_assert_eq!(node.data_len(), data.as_ref().map_or(0, Vec::len));
-            prop_assert_eq!((node.acl(), node.meta()), (acl, first));
+            prop_assert_eq!((node.acl(), node.meta(), node.czxid()), (acl, first, first.czxid));
             node.set_meta(&second);
             prop_assert_eq!(node.path(), path.as_str());
             prop_assert_eq!(node.data(), data.as_deref());

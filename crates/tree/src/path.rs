@@ -40,14 +40,6 @@ pub fn is_well_formed(path: &str) -> bool {
     path == ROOT || (path.starts_with('/') && !path.ends_with('/') && !path.contains("//"))
 }
 
-/// Whether `ancestor` is `path` or one of its ancestors.
-pub fn is_self_or_ancestor(ancestor: &str, path: &str) -> bool {
-    match path.strip_prefix(ancestor) {
-        Some(rest) => rest.is_empty() || ancestor == ROOT || rest.starts_with('/'),
-        None => false,
-    }
-}
-
 /// The cheap check create and delete run first: a `/` somewhere and no NUL.
 pub fn passes_cheap_check(path: &str) -> bool {
     path.contains('/') && !path.contains('\0')

@@ -55,7 +55,7 @@ impl DataTree {
         let Some(cursor) = self.snapshot.as_mut() else { return };
         let ahead = cursor.after.as_deref().is_none_or(|after| path > after);
         if ahead && !cursor.pre_images.contains_key(path) {
-            let then = self.nodes.get(path.as_bytes()).filter(|n| n.meta().czxid <= cursor.zxid);
+            let then = self.nodes.get(path.as_bytes()).filter(|n| n.czxid() <= cursor.zxid);
             cursor.pre_images.insert(path.into(), then.cloned());
         }
     }
@@ -88,7 +88,7 @@ impl DataTree {
                     let (k, v) = pre.next()?;
                     (&**k, v.as_ref())
                 }
-                (Some(_), _) => live.next().map(|n| (n.path(), Some(n).filter(|n| n.meta().czxid <= cursor.zxid)))?,
+                (Some(_), _) => live.next().map(|n| (n.path(), Some(n).filter(|n| n.czxid() <= cursor.zxid)))?,
                 (None, Some(_)) => pre.next().map(|(k, v)| (&**k, v.as_ref()))?,
             };
             last = Some(next.0);
@@ -167,15 +167,14 @@ impl DataTree {
                     }
                 } else {
                     let parent = crate::path::parent(&path);
-                    while ancestors.last().is_some_and(|&i| !crate::path::is_self_or_ancestor(nodes[i].path(), parent))
-                    {
+                    while ancestors.last().is_some_and(|&i| nodes[i].path_bytes() != parent.as_bytes()) {
                         ancestors.pop();
                     }
                     let parent_index = match ancestors.last() {
-                        Some(&i) if nodes[i].path_bytes() == parent.as_bytes() => i,
+                        Some(&i) => i,
                         // A sibling that sorts between the parent and its children ("/a-b"
                         // comes between "/a" and "/a/c") took the parent off the stack.
-                        _ => {
+                        None => {
                             let found = nodes.binary_search_by(|n| n.path_bytes().cmp(parent.as_bytes()));
                             let i = found.map_err(|_| out_of_order.clone())?;
                             ancestors.push(i);
