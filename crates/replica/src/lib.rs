@@ -245,7 +245,7 @@ pub struct Replica {
     touched: BTreeSet<i64>,
     /// On a follower: connections waiting for this zxid to be applied (a sync, or the
     /// revalidation of a session).
-    sync_waits: Vec<(i64, ConnId)>,
+    sync_waits: BTreeMap<i64, Vec<ConnId>>,
     /// On a follower: connections resuming a session this server does not know, waiting
     /// for the leader's answer.
     revalidating: BTreeMap<ConnId, Resume>,
@@ -274,7 +274,7 @@ impl Replica {
             role: Role::Standalone,
             connecting: BTreeMap::new(),
             touched: BTreeSet::new(),
-            sync_waits: Vec::new(),
+            sync_waits: BTreeMap::new(),
             revalidating: BTreeMap::new(),
         };
         replica.snapshot_threshold = replica.next_snapshot_threshold();
@@ -925,10 +925,10 @@ impl Replica {
             }
         }
         let applied = self.applied_zxid;
-        let (ready, waiting): (Vec<_>, Vec<_>) = self.sync_waits.drain(..).partition(|(z, _)| *z <= applied);
-        self.sync_waits = waiting;
-        for (_, conn) in ready {
-            self.caught_up(conn);
+        while let Some(ready) = self.sync_waits.first_entry().filter(|e| *e.key() <= applied) {
+            for conn in ready.remove() {
+                self.caught_up(conn);
+            }
         }
     }
 
@@ -937,7 +937,7 @@ impl Replica {
         if zxid <= self.applied_zxid {
             self.caught_up(conn);
         } else {
-            self.sync_waits.push((zxid, conn));
+            self.sync_waits.entry(zxid).or_default().push(conn);
         }
     }
 

@@ -37,14 +37,10 @@ impl Sessions {
         }
     }
 
-    fn deadline(&self, now_ms: i64, timeout_ms: i32) -> i64 {
-        ((now_ms + timeout_ms as i64) / self.tick_ms + 1) * self.tick_ms
-    }
-
     pub fn create(&mut self, passwd: [u8; 16], timeout_ms: i32, now_ms: i64, conn: ConnId) -> i64 {
         self.next_id += 1;
         let id = self.next_id;
-        let deadline_ms = self.deadline(now_ms, timeout_ms);
+        let deadline_ms = deadline(now_ms, timeout_ms, self.tick_ms);
         self.sessions.insert(id, Session { id, passwd, timeout_ms, deadline_ms, conn: Some(conn), closing: false });
         id
     }
@@ -52,7 +48,7 @@ impl Sessions {
     /// A session known from the log after a restart: its clock starts again now, as in
     /// ZooKeeper, so that its client has the whole timeout to reconnect.
     pub fn restore(&mut self, id: i64, passwd: [u8; 16], timeout_ms: i32, now_ms: i64) {
-        let deadline_ms = self.deadline(now_ms, timeout_ms);
+        let deadline_ms = deadline(now_ms, timeout_ms, self.tick_ms);
         self.sessions.entry(id).or_insert(Session { id, passwd, timeout_ms, deadline_ms, conn: None, closing: false });
         // Ids issued by this server stay unique; ids from elsewhere (another server of an
         // ensemble, or imported from ZooKeeper) live under another prefix.
@@ -73,16 +69,15 @@ impl Sessions {
     pub fn touch(&mut self, id: i64, now_ms: i64) {
         let tick = self.tick_ms;
         if let Some(s) = self.sessions.get_mut(&id) {
-            s.deadline_ms = ((now_ms + s.timeout_ms as i64) / tick + 1) * tick;
+            s.deadline_ms = deadline(now_ms, s.timeout_ms, tick);
         }
     }
 
     /// A new leader: every session's clock starts again now, so that its client has the
     /// whole timeout to find the leader.
     pub fn renew_all(&mut self, now_ms: i64) {
-        let ids: Vec<i64> = self.sessions.keys().copied().collect();
-        for id in ids {
-            self.touch(id, now_ms);
+        for s in self.sessions.values_mut() {
+            s.deadline_ms = deadline(now_ms, s.timeout_ms, self.tick_ms);
         }
     }
 
@@ -117,6 +112,11 @@ impl Sessions {
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
     }
+}
+
+/// Expiry rounds up to the next tick boundary after the timeout, as ZooKeeper's buckets do.
+fn deadline(now_ms: i64, timeout_ms: i32, tick_ms: i64) -> i64 {
+    ((now_ms + timeout_ms as i64) / tick_ms + 1) * tick_ms
 }
 
 #[cfg(test)]

@@ -327,7 +327,7 @@ impl Admin {
         let config = &self.config;
         let (Some(ensemble), Some(view)) = (&config.ensemble, view) else { return Map::new() };
         let me = config.server_id as u64;
-        let member = |id: u64| ensemble.members.iter().find(|m| m.id == id);
+        let member = |id: u64| ensemble.member(id);
         let client_address = format!("{}:{}", config.client_port_address, config.client_port);
         match command {
             "leader" => match view.leader.filter(|_| view.serving) {
@@ -387,8 +387,8 @@ impl Admin {
                     "client_address": client_address,
                     "voting": !own.is_some_and(|m| m.observer),
                     "last_zxid": format!("{:#x}", view.last_zxid),
-                    "zab_epoch": view.last_zxid >> 32,
-                    "zab_counter": view.last_zxid & 0xffff_ffff,
+                    "zab_epoch": zab::epoch_of(view.last_zxid),
+                    "zab_counter": view.last_zxid - zab::zxid(zab::epoch_of(view.last_zxid), 0),
                     "zabstate": state,
                 }))
             }

@@ -205,6 +205,13 @@ pub struct Ensemble {
     pub sync_limit: u64,
 }
 
+impl Ensemble {
+    /// The member with this server id.
+    pub fn member(&self, id: u64) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == id)
+    }
+}
+
 /// Reads a `server.N` value, `host:quorumPort:electionPort[:participant|:observer][;client]`.
 fn parse_member(id: u64, value: &str) -> Option<Member> {
     let (server, client) = match value.split_once(';') {
@@ -247,7 +254,7 @@ impl Config {
                 .map_err(|_| ConfigError::Invalid(format!("{}: expected a server id from 0 to 254", myid.display())))?;
         }
         if let Some(ensemble) = &config.ensemble {
-            if !ensemble.members.iter().any(|m| m.id == config.server_id as u64) {
+            if ensemble.member(config.server_id as u64).is_none() {
                 return Err(ConfigError::Invalid(format!(
                     "{}: this server's id ({}) is not among the server.N lines of {}",
                     myid.display(),
@@ -276,6 +283,7 @@ impl Config {
                 message: format!("{}: {what}, found {:?}", e.key, e.value),
             };
             let int = || e.value.parse::<i64>().map_err(|_| bad("expected an integer"));
+            let positive = || int().ok().filter(|v| *v > 0).ok_or_else(|| bad("expected a positive number"));
             let boolean = || match e.value.to_ascii_lowercase().as_str() {
                 "true" | "yes" => Ok(true),
                 "false" | "no" => Ok(false),
@@ -335,12 +343,7 @@ impl Config {
                 }
                 "preAllocSize" => c.preallocate_bytes = u64::try_from(int()?).map_err(|_| bad("expected KiB"))? * 1024,
                 "znode.container.checkIntervalMs" => c.container_check_interval_ms = int()?.max(1),
-                "maxOutstandingPerConnection" => {
-                    c.max_outstanding_per_conn = usize::try_from(int()?)
-                        .ok()
-                        .filter(|v| *v > 0)
-                        .ok_or_else(|| bad("expected a positive number"))?
-                }
+                "maxOutstandingPerConnection" => c.max_outstanding_per_conn = positive()? as usize,
                 "admin.enableServer" => admin_enabled = boolean()?,
                 "admin.serverAddress" => admin_address = e.value.parse().map_err(|_| bad("expected an IP address"))?,
                 "admin.serverPort" => admin_port = e.value.parse().map_err(|_| bad("expected a port number"))?,
@@ -361,18 +364,8 @@ impl Config {
                     return Err(bad("only 3, fast leader election, is supported (ZooKeeper dropped the others)"))
                 }
                 "electionAlg" => {}
-                "initLimit" => {
-                    init_limit = u64::try_from(int()?)
-                        .ok()
-                        .filter(|v| *v > 0)
-                        .ok_or_else(|| bad("expected a positive number"))?
-                }
-                "syncLimit" => {
-                    sync_limit = u64::try_from(int()?)
-                        .ok()
-                        .filter(|v| *v > 0)
-                        .ok_or_else(|| bad("expected a positive number"))?
-                }
+                "initLimit" => init_limit = positive()? as u64,
+                "syncLimit" => sync_limit = positive()? as u64,
                 k if k.starts_with("server.") => {
                     let id = k["server.".len()..].parse::<u64>().map_err(|_| bad("expected server.<id>"))?;
                     let member = parse_member(id, &e.value).ok_or_else(|| {

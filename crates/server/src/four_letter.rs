@@ -323,7 +323,7 @@ impl Driver {
             // A new leader reports its epoch's first zxid before it has applied any, as
             // ZooKeeper's does.
             zxid: match self.replica.role() {
-                Role::Leading { epoch } => self.replica.applied_zxid().max((epoch as i64) << 32),
+                Role::Leading { epoch } => self.replica.applied_zxid().max(zab::zxid(epoch, 0)),
                 _ => self.replica.applied_zxid(),
             },
             node_count: self.replica.tree().node_count(),
@@ -501,7 +501,7 @@ impl Driver {
         let Some(ensemble) = &c.ensemble else { return standalone };
         // A member adds its quorum settings and the membership, roles spelt out, with no
         // line end after the last line, as ZooKeeper's QuorumPeer does.
-        let own = ensemble.members.iter().find(|m| m.id == c.server_id as u64);
+        let own = ensemble.member(c.server_id as u64);
         let mut s = standalone;
         let _ = write!(
             s,

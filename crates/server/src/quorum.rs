@@ -83,7 +83,7 @@ impl Links {
 /// Binds this server's quorum and election ports, and starts the connections to the
 /// others. What arrives goes to the driver.
 pub(crate) async fn start(me: u64, ensemble: &Ensemble, driver: mpsc::Sender<ToDriver>) -> std::io::Result<Links> {
-    let own = ensemble.members.iter().find(|m| m.id == me).ok_or_else(|| std::io::Error::other("not a member"))?;
+    let own = ensemble.member(me).ok_or_else(|| std::io::Error::other("not a member"))?;
     let members: Vec<u64> = ensemble.members.iter().map(|m| m.id).collect();
     for (port, ordered) in [(own.quorum_port, true), (own.election_port, false)] {
         let listener = TcpListener::bind((own.host.as_str(), port)).await?;

@@ -127,7 +127,8 @@ pub(crate) fn recover(config: &Config, replica: &mut Replica) -> Result<Recovere
     // spans epochs) the first of a later epoch.
     let mut previous = after;
     for &(zxid, _) in &recovery.entries {
-        let next_epoch = ensemble && zxid >> 32 > previous >> 32 && zxid & 0xffff_ffff == 1;
+        let next_epoch =
+            ensemble && zab::epoch_of(zxid) > zab::epoch_of(previous) && zxid == zab::zxid(zab::epoch_of(zxid), 1);
         if zxid != previous + 1 && !next_epoch {
             return Err(RecoverError::Gap { after: previous, first: zxid });
         }

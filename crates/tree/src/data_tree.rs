@@ -87,7 +87,8 @@ impl DataTree {
             (path::CONFIG, &read_only),
         ] {
             let acl = tree.acls.intern(acl);
-            tree.insert_node(Node::new(p, Some(b""), acl, &Meta::created(0, 0, 0)));
+            let inserted = tree.insert_node(Node::new(p, Some(b""), acl, &Meta::created(0, 0, 0)), |_| {});
+            debug_assert!(inserted.is_ok(), "parents come first");
         }
         // ZooKeeper sets the config node's ACL in a way that leaves aversion at -1.
         tree.change(path::CONFIG, |config| config.set_meta(&Meta { aversion: -1, ..config.meta() }));
@@ -109,17 +110,24 @@ impl DataTree {
         }
     }
 
-    /// Adds a node whose ACL use is already counted, and counts it as its parent's child.
-    pub(crate) fn insert_node(&mut self, node: Node) {
+    /// Adds a node whose ACL use is already counted: its parent counts it as a child and
+    /// takes `parent_change` too. Without a parent the node comes back, added nowhere.
+    pub(crate) fn insert_node(&mut self, node: Node, parent_change: impl FnOnce(&mut Meta)) -> Result<(), Node> {
         let p = node.path();
         if p != path::ROOT {
-            self.change(path::parent(p), |parent| {
-                let meta = parent.meta();
-                parent.set_meta(&Meta { num_children: meta.num_children + 1, ..meta })
+            let counted = self.change(path::parent(p), |parent| {
+                let mut meta = parent.meta();
+                meta.num_children += 1;
+                parent_change(&mut meta);
+                parent.set_meta(&meta)
             });
+            if counted.is_none() {
+                return Err(node);
+            }
         }
         self.index(&node);
         self.nodes.insert(node);
+        Ok(())
     }
 
     /// Changes the node at `p` (never its path); `None` when there is none. Nodes in a set
@@ -246,23 +254,18 @@ impl DataTree {
                     return OpResult::Created { path: p.clone(), stat: existing.stat() };
                 }
                 self.preserve(path::parent(p));
-                let parent_changed = self.change(path::parent(p), |parent| {
-                    let meta = parent.meta();
-                    parent.set_meta(&Meta {
-                        child_creates: meta.child_creates.wrapping_add(1),
-                        num_children: meta.num_children + 1,
-                        pzxid: txn.zxid,
-                        ..meta
-                    })
-                });
-                if parent_changed.is_none() {
-                    return OpResult::Failed(ErrorCode::NoNode);
-                }
                 let acl = self.acls.intern(acl);
                 let node = Node::new(p, data.as_deref(), acl, &Meta::created(txn.zxid, txn.time_ms, *ephemeral_owner));
                 let stat = node.stat();
-                self.index(&node);
-                self.nodes.insert(node);
+                let inserted = self.insert_node(node, |parent| {
+                    parent.child_creates = parent.child_creates.wrapping_add(1);
+                    parent.pzxid = txn.zxid;
+                });
+                if let Err(orphan) = inserted {
+                    self.acls.release(orphan.acl());
+                    self.purge_unused_acls();
+                    return OpResult::Failed(ErrorCode::NoNode);
+                }
                 self.notify(EventType::NodeCreated, p, events);
                 self.notify(EventType::NodeChildrenChanged, path::parent(p), events);
                 OpResult::Created { path: p.clone(), stat }

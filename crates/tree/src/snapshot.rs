@@ -113,13 +113,16 @@ impl DataTree {
     /// Adds a node while building a tree from stored data (a snapshot, or an imported
     /// ZooKeeper snapshot). Parents must come first; `meta.num_children` is ignored.
     pub fn load_node(&mut self, path: &str, data: Option<&[u8]>, acl: &[Acl], meta: Meta) -> Result<(), DecodeError> {
-        let orphan = path != crate::path::ROOT && self.node(crate::path::parent(path)).is_none();
-        if orphan || self.node(path).is_some() || !path.starts_with('/') {
-            return Err(DecodeError::Unsupported { what: "node without parent or out of order", value: 0 });
+        let out_of_order = DecodeError::Unsupported { what: "node without parent or out of order", value: 0 };
+        if self.node(path).is_some() || !crate::path::is_well_formed(path) {
+            return Err(out_of_order);
         }
         let acl = self.acls.intern(acl);
-        self.insert_node(Node::new(path, data, acl, &Meta { num_children: 0, ..meta }));
-        Ok(())
+        let node = Node::new(path, data, acl, &Meta { num_children: 0, ..meta });
+        self.insert_node(node, |_| {}).map_err(|orphan| {
+            self.acls.release(orphan.acl());
+            out_of_order
+        })
     }
 
     /// Rebuilds a tree from snapshot chunks, in order.

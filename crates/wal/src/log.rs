@@ -386,10 +386,8 @@ impl<D: Disk> Wal<D> {
     /// it can be replayed over the snapshot, a log that may hold entries after `after_zxid`
     /// must be cut with [`Wal::truncate_after`] before the snapshot is written.
     pub fn reset(&mut self, after_zxid: i64) -> Result<(), WalError> {
-        self.segment = None;
-        for (_, path) in list_segments(&self.disk, &self.dir)?.into_iter().rev() {
-            self.disk.remove(&path).map_err(io("removing", &path))?;
-        }
+        // Every segment holds zxids above the minimum: all go, newest first.
+        self.truncate_after(i64::MIN)?;
         self.last_zxid = after_zxid;
         Ok(())
     }
