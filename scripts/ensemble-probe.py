@@ -57,6 +57,8 @@ def failover(hosts, datadir):
             client.set("/failover", b"after")
             break
         except (KazooException, KazooTimeoutError):
+            if time.monotonic() - killed > 60:
+                sys.exit(f"no write committed within 60 s of killing the leader, server {leader}")
             time.sleep(0.005)
     print(round((time.monotonic() - killed) * 1000))
     client.stop()

@@ -17,7 +17,7 @@ if HERE not in sys.path:
 from kazoo.client import KazooClient  # noqa: E402
 
 from clients import JavaClient, TcpProxy, compile_java, run_zkcli  # noqa: E402
-from servers import Server, start_or_fail, target_unavailable_reason, zkcli_path  # noqa: E402
+from servers import Server, missing, start_or_fail, target_unavailable_reason, zkcli_path  # noqa: E402
 
 
 def _targets():
@@ -80,7 +80,7 @@ def _closed_after(build, close, made=None):
 def target(request):
     reason = target_unavailable_reason(request.param)
     if reason:
-        pytest.skip("target %s skipped: %s" % (request.param, reason))
+        missing("target %s: %s" % (request.param, reason))
     return request.param
 
 
@@ -153,7 +153,7 @@ def base(zk, request):
 def java_classpath():
     cp, reason = compile_java("ZkDriver.java")
     if reason:
-        pytest.skip(reason)
+        missing(reason)
     return cp
 
 
@@ -171,7 +171,7 @@ def proxy_factory():
 @pytest.fixture
 def zkcli(server):
     if zkcli_path() is None:
-        pytest.skip("zkCli.sh not found (install the zookeeper package or set ZKCLI)")
+        missing("zkCli.sh not found (install the zookeeper package or set ZKCLI)")
 
     def run(*args):
         return run_zkcli(server, *args)

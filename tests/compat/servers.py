@@ -7,6 +7,8 @@ import subprocess
 import tempfile
 import time
 
+import pytest
+
 from rawzk import digest_id
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -21,6 +23,14 @@ SUPER_USER, SUPER_PASSWORD = "super", "secret"
 ZK_PLAIN_SYSPROPS = ("znode.container.checkIntervalMs", "znode.container.maxPerMinute",
                      "znode.container.maxNeverUsedIntervalMs", "jute.maxbuffer")
 
+
+
+def missing(reason):
+    """A tool a test needs is not installed: the test is skipped, or fails when
+    COMPAT_REQUIRE_ALL is set (CI sets it, having installed everything)."""
+    if os.environ.get("COMPAT_REQUIRE_ALL"):
+        pytest.fail("%s (COMPAT_REQUIRE_ALL is set)" % reason)
+    pytest.skip(reason)
 
 def base_config():
     """The zoo.cfg settings shared by both targets (order preserved)."""

@@ -7,7 +7,7 @@ import re
 import subprocess
 import time
 
-import pytest
+from servers import missing
 
 CLI = "/usr/lib/zookeeper/bin/cli_mt"
 
@@ -17,7 +17,7 @@ NOISE = re.compile(r"^(Batch mode:|Watcher SESSION_EVENT|Got a new session id|ti
 
 def cli(server, command):
     if not os.path.exists(CLI):
-        pytest.skip("the C client is not installed (apt-get install zookeeper-bin)")
+        missing("the C client is not installed (apt-get install zookeeper-bin)")
     r = subprocess.run([CLI, "-h", server.hostport, "-c", command], capture_output=True, text=True, timeout=60)
     lines = [line.strip() for line in (r.stdout + r.stderr).splitlines()]
     return [line for line in lines if line and not NOISE.match(line)]

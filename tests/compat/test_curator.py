@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from clients import compile_java
+from servers import missing
 
 JARS = ["/usr/share/java/%s.jar" % name for name in ("curator-client", "curator-framework", "curator-recipes", "guava")]
 STEPS = ["create with parents", "transaction", "mutex", "leader latch", "atomic long", "cache", "queue", "ephemeral"]
@@ -17,7 +18,7 @@ STEPS = ["create with parents", "transaction", "mutex", "leader latch", "atomic 
 def curator_classpath():
     cp, reason = compile_java("CuratorRecipes.java", JARS)
     if reason:
-        pytest.skip("Curator: %s (apt-get install libcurator-recipes-java)" % reason)
+        missing("Curator: %s (apt-get install libcurator-recipes-java)" % reason)
     return cp
 
 

@@ -24,7 +24,7 @@ from clients import run_zkcli
 from conftest import _closed_after, _stop_kazoo
 from ensemble import NOT_SERVING, Ensemble
 from rawzk import Mode
-from servers import ServerStartError, free_ports, start_or_fail, zkcli_path
+from servers import ServerStartError, free_ports, missing, start_or_fail, zkcli_path
 
 RETRYABLE = (ConnectionLoss, SessionExpiredError, ConnectionClosedError, OperationTimeoutError,
              KazooTimeoutError)
@@ -404,7 +404,7 @@ def test_quorum_loss_stops_service_until_a_member_returns(trio, kz, root):
 # ------------------------------------------------------------------ 6. zkCli.sh across a leader change
 def test_zkcli_across_leader_change(trio, root):
     if zkcli_path() is None:
-        pytest.skip("zkCli.sh not found (install the zookeeper package or set ZKCLI)")
+        missing("zkCli.sh not found (install the zookeeper package or set ZKCLI)")
     e = trio
 
     def cli(*args):

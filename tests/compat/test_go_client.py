@@ -10,7 +10,7 @@ import tempfile
 
 import pytest
 
-from servers import HERE
+from servers import HERE, missing
 
 GOPATH = "/usr/share/gocode"
 STEPS = ["create and get", "set and watches", "multi", "lock", "ephemeral"]
@@ -19,7 +19,7 @@ STEPS = ["create and get", "set and watches", "multi", "lock", "ephemeral"]
 @pytest.fixture(scope="session")
 def gozk():
     if shutil.which("go") is None or not os.path.isdir(os.path.join(GOPATH, "src/github.com/samuel/go-zookeeper")):
-        pytest.skip("the Go client is not installed (apt-get install golang-go golang-github-samuel-go-zookeeper-dev)")
+        missing("the Go client is not installed (apt-get install golang-go golang-github-samuel-go-zookeeper-dev)")
     out = tempfile.mkdtemp(prefix="compat-go-")
     binary = os.path.join(out, "gozk")
     env = dict(os.environ, GO111MODULE="off", GOPATH=GOPATH, GOCACHE=os.path.join(out, "cache"))

@@ -18,7 +18,7 @@ import subprocess
 import pytest
 
 import clients
-from servers import Server, start_or_fail, target_unavailable_reason, warren_bin, zkcli_path
+from servers import Server, missing, start_or_fail, target_unavailable_reason, warren_bin, zkcli_path
 
 _seq = itertools.count()
 
@@ -28,7 +28,7 @@ def reference():
     """A real ZooKeeper 3.8 for zkCli.sh, whatever the target is."""
     reason = target_unavailable_reason("zookeeper") or (None if zkcli_path() else "zkCli.sh not found")
     if reason:
-        pytest.skip("no reference ZooKeeper for zkCli.sh: %s" % reason)
+        missing("no reference ZooKeeper for zkCli.sh: %s" % reason)
     s = Server("zookeeper")
     try:
         yield start_or_fail(s)
@@ -40,7 +40,7 @@ def reference():
 def root(request, target):
     """A root path for one sequence, the same on both servers."""
     if not os.path.exists(warren_bin()):
-        pytest.skip("Warren binary %s not found (cargo build, or set WARREN_BIN)" % warren_bin())
+        missing("Warren binary %s not found (cargo build, or set WARREN_BIN)" % warren_bin())
     name = re.sub(r"[^A-Za-z0-9]", "", request.node.originalname)[:40]
     return "/sh-%s-%s-%d" % (name, target, next(_seq))
 
@@ -60,9 +60,12 @@ def normalize(text, server):
     # zkCli.sh's event thread prints "\nWATCHER::\n\nWatchedEvent ...\n" while the main
     # thread prints too, so the block's lines can interleave with a command's output: take
     # them out line by line (with the blank lines around them).
+    # Blank lines are still compared by count: those beyond the two each block brings.
     events = [ln for ln in text.split("\n") if ln.startswith("WatchedEvent ")]
+    blanks = sum(1 for ln in text.splitlines() if ln == "") - 2 * len(events)
     text = "".join(ln for ln in text.splitlines(True)
                    if ln.rstrip("\n") not in ("", "WATCHER::") and not ln.startswith("WatchedEvent "))
+    text += "(%d other blank lines)\n" % blanks
     text = text.replace(server.hostport, "HOST")
     text = re.sub(r"(cZxid|mZxid|pZxid) = 0x[0-9a-f]+", r"\1 = ZXID", text)
     text = re.sub(r"(ctime|mtime) = [^\n]*", r"\1 = TIME", text)

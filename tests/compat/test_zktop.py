@@ -4,7 +4,7 @@ counters and one entry per connection, for Warren exactly as for ZooKeeper."""
 import importlib
 import sys
 
-import pytest
+from servers import missing
 
 ZKTOP = "/usr/lib/python3/dist-packages"
 
@@ -17,7 +17,7 @@ def load_zktop():
     try:
         return importlib.import_module("zktop")
     except ImportError:
-        pytest.skip("zktop is not installed (apt-get install zktop)")
+        missing("zktop is not installed (apt-get install zktop)")
     finally:
         sys.argv = argv
 

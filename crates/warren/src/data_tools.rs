@@ -224,7 +224,8 @@ pub fn dump_log(path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
 
 /// One node as a line: path, the 11 Stat fields, its kind, ACL and data.
 pub fn node_line(path: &str, node: NodeRef<'_>) -> String {
-    let s = node.stat();
+    let meta = node.meta();
+    let s = meta.stat(node.data_len());
     format!(
         "{path} czxid=0x{:x} mzxid=0x{:x} pzxid=0x{:x} ctime={} mtime={} version={} cversion={} aversion={} \
          ephemeralOwner=0x{:x} dataLength={} numChildren={} {} acl={} data={}",
@@ -239,7 +240,7 @@ pub fn node_line(path: &str, node: NodeRef<'_>) -> String {
         s.ephemeral_owner,
         s.data_length,
         s.num_children,
-        kind(node.meta().ephemeral_owner),
+        kind(meta.ephemeral_owner),
         acl(node.acl()),
         data(node.data())
     )

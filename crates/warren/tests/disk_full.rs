@@ -1,7 +1,8 @@
 //! A full disk under the real binary: the log lives on a tiny tmpfs. A write that cannot
 //! be made durable is answered with an error, the server stays up and says why in `mntr`,
 //! reads go on, and once space is back writes are acknowledged again and survive a
-//! restart. Needs root (to mount a tmpfs); skipped otherwise.
+//! restart. Needs root (to mount a tmpfs): without it the test fails, unless
+//! `WARREN_SKIP_TMPFS=1` asks to skip it.
 
 mod common;
 
